@@ -1,0 +1,133 @@
+"""The layers of the course's networks, initialised as PyTorch initialises them."""
+import math
+
+import numpy as np
+
+from .. import functional as F
+from ..random import get_rng
+from .module import Module, Parameter
+
+
+def _check_positive(**sizes):
+    for name, value in sizes.items():
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def _uniform(bound, shape):
+    return Parameter(get_rng().uniform(-bound, bound, shape).astype(np.float32))
+
+
+def _init_weight_and_bias(module, weight_shape, bias):
+    """PyTorch's default: Kaiming-uniform with a = sqrt(5), i.e. U(±1/sqrt(fan_in)), for weight and bias."""
+    fan_in = int(np.prod(weight_shape[1:]))
+    bound = 1 / math.sqrt(fan_in)
+    module.weight = _uniform(bound, weight_shape)
+    if bias:
+        module.bias = _uniform(bound, (weight_shape[0],))
+    else:
+        module.register_parameter("bias", None)
+
+
+class Linear(Module):
+    """y = x W^T + b, with W of shape (out_features, in_features)."""
+
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        _check_positive(in_features=in_features, out_features=out_features)
+        self.in_features, self.out_features = in_features, out_features
+        _init_weight_and_bias(self, (out_features, in_features), bias)
+
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class Conv2d(Module):
+    """2-D convolution over NCHW images; weight of shape (out_channels, in_channels, kh, kw)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True):
+        super().__init__()
+        kh, kw = F._pair(kernel_size, "kernel_size")
+        _check_positive(in_channels=in_channels, out_channels=out_channels, kh=kh, kw=kw)
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding = (kh, kw), F._pair(stride, "stride"), F._pair(padding, "padding")
+        _init_weight_and_bias(self, (out_channels, in_channels, kh, kw), bias)
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None}")
+
+
+class ReLU(Module):
+    def forward(self, x):
+        return F.relu(x)
+
+
+class Sigmoid(Module):
+    def forward(self, x):
+        return F.sigmoid(x)
+
+
+class Tanh(Module):
+    def forward(self, x):
+        return F.tanh(x)
+
+
+class Identity(Module):
+    def forward(self, x):
+        return x
+
+
+class Dropout(Module):
+    """Inverted dropout while training; the identity in eval mode."""
+
+    def __init__(self, p=0.5):
+        super().__init__()
+        if not 0 <= p <= 1:
+            raise ValueError(f"dropout probability p={p} is outside [0, 1]")
+        self.p = p
+
+    def forward(self, x):
+        return F.dropout(x, self.p, self.training)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class Flatten(Module):
+    """Flattens dimensions start_dim..end of each example: (N, C, H, W) -> (N, C*H*W)."""
+
+    def __init__(self, start_dim=1):
+        super().__init__()
+        self.start_dim = start_dim
+
+    def forward(self, x):
+        return x.flatten(self.start_dim)
+
+
+class MaxPool2d(Module):
+    def __init__(self, kernel_size, stride=None):
+        super().__init__()
+        self.kernel_size, self.stride = kernel_size, stride
+
+    def forward(self, x):
+        return F.max_pool2d(x, self.kernel_size, self.stride)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride or self.kernel_size}"
+
+
+class CrossEntropyLoss(Module):
+    def forward(self, logits, target):
+        return F.cross_entropy(logits, target)
+
+
+class MSELoss(Module):
+    def forward(self, input, target):
+        return F.mse_loss(input, target)
