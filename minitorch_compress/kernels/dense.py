@@ -1,0 +1,109 @@
+"""Dense float32 GEMM ``C = A @ B``: packed, cache-blocked, register-tiled, parallel.
+
+Both operands are first packed (in parallel) into scratch buffers: A into strips of ``MR`` rows
+stored k-major, B into strips of ``NR`` columns stored k-major, zero-padded at the edges. The
+product then runs as independent tasks (``MC`` rows x ``NT`` columns of C) under ``prange``; each
+task walks K in blocks of at most ``KC`` (so an A block stays in L2 and a B strip in L1/L2) and
+calls the ``MR x NR`` micro-kernel of ``microkernel.py``, whose 16 accumulators are AVX-512
+registers. Packing costs O(MK + KN) against the O(MNK) product.
+"""
+import numpy as np
+from numba import njit, prange
+
+from .microkernel import LANES, make_tile_kernel
+from .validate import check_inner, check_matrix
+from .workspace import scratch
+
+MR, NV = 8, 2
+NR = NV * LANES
+KC = 256        # k-block: an MR x KC strip of A is 8 KiB, a KC x NR strip of B 32 KiB
+MC = 64         # rows of C per task (a multiple of MR)
+NT = 256        # columns of C per task (a multiple of NR)
+
+_tile = make_tile_kernel("fma", MR, NV)
+
+
+@njit(cache=True, parallel=True)
+def _pack_rows(a, out, mr):
+    """out[s, k, i] = a[s*mr + i, k] (zero past the last row): strips of ``mr`` rows, k-major."""
+    m, k = a.shape
+    strips = out.size // (k * mr)
+    for s in prange(strips):
+        base = s * k * mr
+        if (s + 1) * mr > m:
+            out[base:base + k * mr] = 0
+        for i in range(min(mr, m - s * mr)):
+            row = a[s * mr + i]
+            for kk in range(k):
+                out[base + kk * mr + i] = row[kk]
+
+
+@njit(cache=True, parallel=True)
+def _pack_cols(b, out, nr):
+    """out[s, k, j] = b[k, s*nr + j] (zero past the last column): strips of ``nr`` columns, k-major.
+
+    Parallel over rows of ``b``, each read once in order (reading column strips instead walks
+    ``b`` with a large stride, slow when its width is a multiple of 1024).
+    """
+    k, n = b.shape
+    full = n // nr
+    tail = n - full * nr
+    for kk in prange(k):
+        row = b[kk]
+        for s in range(full):
+            dst = s * k * nr + kk * nr
+            for j in range(nr):
+                out[dst + j] = row[s * nr + j]
+        if tail:
+            dst = full * k * nr + kk * nr
+            for j in range(nr):
+                out[dst + j] = row[full * nr + j] if j < tail else 0
+
+
+@njit(cache=True, parallel=True)
+def _gemm_packed(ap, bp, c, k, kc):
+    """c = A @ B from the packed operands (see the module docstring); ``kc`` is the k-block."""
+    m, n = c.shape
+    mtasks = (m + MC - 1) // MC
+    ntasks = (n + NT - 1) // NT
+    for t in prange(mtasks * ntasks):
+        row_strips = range(t // ntasks * (MC // MR), min((t // ntasks + 1) * (MC // MR), (m + MR - 1) // MR))
+        col_strips = range(t % ntasks * (NT // NR), min((t % ntasks + 1) * (NT // NR), (n + NR - 1) // NR))
+        tile = np.empty(MR * NR, np.float32)
+        for p0 in range(0, k, kc):
+            steps = min(kc, k - p0)
+            for js in col_strips:
+                for is_ in row_strips:
+                    _tile(ap, is_ * k * MR + p0 * MR, 1, MR, bp, js * k * NR + p0 * NR, tile, steps)
+                    r0, c0 = is_ * MR, js * NR
+                    for i in range(min(MR, m - r0)):
+                        row = c[r0 + i]
+                        if p0 == 0:
+                            for j in range(min(NR, n - c0)):
+                                row[c0 + j] = tile[i * NR + j]
+                        else:
+                            for j in range(min(NR, n - c0)):
+                                row[c0 + j] += tile[i * NR + j]
+
+
+def matmul(a, b):
+    """``a @ b`` for 2-D float32 arrays (or Tensors), computed by our Numba GEMM; returns float32."""
+    a = check_matrix(a, "a", [np.float32])
+    b = check_matrix(b, "b", [np.float32])
+    k = check_inner(a.shape, b.shape)
+    m, n = a.shape[0], b.shape[1]
+    if m == 0 or n == 0 or k == 0:
+        return np.zeros((m, n), np.float32)
+    ap = scratch("dense_a", -(-m // MR) * MR * k, np.float32)
+    bp = scratch("dense_b", -(-n // NR) * NR * k, np.float32)
+    _pack_rows(a, ap, MR)
+    _pack_cols(b, bp, NR)
+    c = np.empty((m, n), np.float32)
+    blocks = -(-k // KC)
+    _gemm_packed(ap, bp, c, k, -(-k // blocks))   # equal k-blocks: no short last block
+    return c
+
+
+def matmul_reference(a, b):
+    """Plain NumPy ``a @ b`` in float64, rounded to float32: what the tests compare ``matmul`` with."""
+    return (np.asarray(a, np.float64) @ np.asarray(b, np.float64)).astype(np.float32)
