@@ -1,0 +1,78 @@
+"""Command line: ``python -m minitorch_compress.grading {release,grade,execute} ...``."""
+import argparse
+import glob
+import os
+import sys
+
+from .execute import execute_source
+from .grade import grade_class
+from .notebook import read_notebook, release, write_notebook
+from .report import write_csv, write_feedback
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m minitorch_compress.grading",
+                                     description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    rel = commands.add_parser("release", help="write the student notebooks from the sources")
+    rel.add_argument("names", nargs="*", help="assignments, e.g. 01_dropout (default: all)")
+    rel.add_argument("--source-dir", default="exercises/source")
+    rel.add_argument("--release-dir", default="exercises/release")
+
+    exe = commands.add_parser("execute", help="(authors) re-run source notebooks, store outputs")
+    exe.add_argument("names", nargs="*", help="assignments (default: all)")
+    exe.add_argument("--source-dir", default="exercises/source")
+
+    grd = commands.add_parser("grade", help="grade a class of submissions")
+    grd.add_argument("submissions", help="folder with one sub-folder per student")
+    grd.add_argument("--assignment", required=True, help="e.g. 01_dropout")
+    grd.add_argument("--out", required=True, help="the CSV to write, e.g. grades.csv")
+    grd.add_argument("--feedback-dir", help="default: 'feedback' next to the CSV")
+    grd.add_argument("--source-dir", default="exercises/source")
+    grd.add_argument("--timeout", type=float, default=120,
+                     help="seconds one cell may run before it is stopped (default 120)")
+    grd.add_argument("--jobs", type=int, default=None, help="parallel tasks (default: CPU count)")
+    args = parser.parse_args(argv)
+
+    if args.command == "grade":
+        return _grade(args)
+    names = args.names or sorted(os.path.basename(p)[:-len(".ipynb")]
+                                 for p in glob.glob(os.path.join(args.source_dir, "*.ipynb")))
+    for name in names:
+        source = _source_path(args.source_dir, name)
+        if args.command == "execute":
+            execute_source(source)
+            print(f"executed {source}")
+        else:
+            target = os.path.join(args.release_dir, f"{name}.ipynb")
+            write_notebook(release(read_notebook(source)), target)
+            print(f"released {target}")
+    return 0
+
+
+def _grade(args):
+    source = _source_path(args.source_dir, args.assignment)
+    checks, results = grade_class(source, args.submissions, args.assignment,
+                                  timeout=args.timeout, jobs=args.jobs)
+    write_csv(args.out, checks, results)
+    feedback_dir = args.feedback_dir or os.path.join(os.path.dirname(os.path.abspath(args.out)),
+                                                     "feedback")
+    write_feedback(feedback_dir, args.assignment, checks, results)
+    max_total = sum(points for _, points, _ in checks)
+    for result in results:
+        print(f"{result.student}: {result.total:g}/{max_total:g}"
+              + (f" ({result.error})" if result.error else ""))
+    print(f"wrote {args.out} and {len(results)} feedback files in {feedback_dir}")
+    return 0
+
+
+def _source_path(source_dir, name):
+    path = os.path.join(source_dir, f"{name}.ipynb")
+    if not os.path.isfile(path):
+        raise SystemExit(f"unknown assignment {name!r}: {path} does not exist")
+    return path
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""What the teacher and the learners read: the class CSV and one feedback file per student."""
+import csv
+import io
+import os
+
+from .notebook import write_text_atomic
+
+
+def write_csv(path, checks, results):
+    """One row per student: points per check, total, and an error column (empty if graded)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["student"] + [check_id for check_id, _, _ in checks] + ["total", "error"])
+    for result in results:
+        points = {task.check_id: task.points for task in result.tasks}
+        writer.writerow([result.student] + [_number(points.get(check_id, 0))
+                                            for check_id, _, _ in checks]
+                        + [_number(result.total), result.error])
+    write_text_atomic(path, buffer.getvalue())
+
+
+def feedback_text(assignment, checks, result):
+    """The feedback for one student: restored cells, then each task with expected vs got."""
+    max_total = sum(points for _, points, _ in checks)
+    lines = [f"# Feedback for {result.student}: {assignment}", "",
+             f"Total: {_number(result.total)} / {_number(max_total)} points", ""]
+    if result.error:
+        lines += [f"Not graded: {result.error}", ""]
+    if result.restored:
+        lines += ["Restored before grading (only your answer cells are graded as you wrote them):"]
+        lines += [f"- {note}" for note in result.restored] + [""]
+    for task in result.tasks:
+        verdict = "passed" if task.points == task.max_points else "not passed"
+        lines.append(f"## {task.check_id}: {_number(task.points)} / {_number(task.max_points)} "
+                     f"points ({verdict})")
+        if task.points != task.max_points:
+            lines += [f"expected output: {task.expected}",
+                      f"got output:      {task.got or '(nothing)'}"]
+            lines += [f"- {note}" for note in task.problems]
+            for failure in task.failures:
+                lines.append(f"- {failure['label']}: expected {failure['expected']}, "
+                             f"got {failure['got']}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_feedback(directory, assignment, checks, results):
+    """Write ``<directory>/<student>.md`` for every student; returns the paths."""
+    paths = []
+    for result in results:
+        path = os.path.join(directory, f"{result.student}.md")
+        write_text_atomic(path, feedback_text(assignment, checks, result))
+        paths.append(path)
+    return paths
+
+
+def _number(value):
+    """Points without float noise: 4 -> "4", 2.5 -> "2.5", 1/3 of 4 -> "1.33"."""
+    return f"{round(float(value), 2):g}"
