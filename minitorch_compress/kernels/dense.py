@@ -10,7 +10,7 @@ registers. Packing costs O(MK + KN) against the O(MNK) product.
 import numpy as np
 from numba import njit, prange
 
-from .microkernel import LANES, make_tile_kernel
+from .microkernel import LANES, make_tile_kernel, store_tile
 from .validate import check_inner, check_matrix
 from .workspace import scratch
 
@@ -61,8 +61,12 @@ def _pack_cols(b, out, nr):
 
 
 @njit(cache=True, parallel=True)
-def _gemm_packed(ap, bp, c, k, kc):
-    """c = A @ B from the packed operands (see the module docstring); ``kc`` is the k-block."""
+def _gemm_packed(ap, bp, c, k, kc, zero_cols):
+    """c = A @ B from the packed operands (see the module docstring); ``kc`` is the k-block.
+
+    ``zero_cols`` is n zeros: the tile epilogue is shared with the int8 kernel, which subtracts
+    a per-column correction there.
+    """
     m, n = c.shape
     mtasks = (m + MC - 1) // MC
     ntasks = (n + NT - 1) // NT
@@ -75,16 +79,7 @@ def _gemm_packed(ap, bp, c, k, kc):
             for js in col_strips:
                 for is_ in row_strips:
                     _tile(ap, is_ * k * MR + p0 * MR, 1, MR, bp, js * k * NR + p0 * NR, tile, steps)
-                    r0, c0 = is_ * MR, js * NR
-                    for i in range(min(MR, m - r0)):
-                        row = c[r0 + i]
-                        if p0 == 0:
-                            for j in range(min(NR, n - c0)):
-                                row[c0 + j] = tile[i * NR + j]
-                        else:
-                            for j in range(min(NR, n - c0)):
-                                row[c0 + j] += tile[i * NR + j]
-
+                    store_tile(c, tile, is_ * MR, js * NR, NR, p0 == 0, zero_cols)
 
 def matmul(a, b):
     """``a @ b`` for 2-D float32 arrays (or Tensors), computed by our Numba GEMM; returns float32."""
@@ -100,7 +95,7 @@ def matmul(a, b):
     _pack_cols(b, bp, NR)
     c = np.empty((m, n), np.float32)
     blocks = -(-k // KC)
-    _gemm_packed(ap, bp, c, k, -(-k // blocks))   # equal k-blocks: no short last block
+    _gemm_packed(ap, bp, c, k, -(-k // blocks), np.zeros(n, np.float32))   # equal k-blocks: no short last block
     return c
 
 

@@ -18,7 +18,7 @@ SLP vectorisers give at most 4x4 scalar tiles), so the loop is emitted as IR her
   ``llvm.x86.avx512.vpdpbusd.512``. It only runs on CPUs with ``avx512_vnni`` (see ``vnni.py``).
 """
 from llvmlite import ir
-from numba import types
+from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -88,3 +88,21 @@ def make_tile_kernel(kind, mr, nv):
         return sig, codegen
 
     return tile
+
+
+@njit(cache=True, inline="always")
+def store_tile(c, tile, r0, c0, nr, first, corr):
+    """Write a micro-kernel tile (rows of ``nr``) into ``c`` at (r0, c0), clipped at the edges.
+
+    The first k-block stores ``tile - corr[col]``; later ones add ``tile``.
+    """
+    m, n = c.shape
+    rows, cols = min(tile.size // nr, m - r0), min(nr, n - c0)
+    for i in range(rows):
+        row = c[r0 + i]
+        if first:
+            for j in range(cols):
+                row[c0 + j] = tile[i * nr + j] - corr[c0 + j]
+        else:
+            for j in range(cols):
+                row[c0 + j] += tile[i * nr + j]

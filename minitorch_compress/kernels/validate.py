@@ -26,3 +26,10 @@ def check_inner(a_shape, b_shape, a_axis=1, b_axis=0, what="a @ b"):
     if a_shape[a_axis] != b_shape[b_axis]:
         raise ValueError(f"shapes {a_shape} and {b_shape} do not match for {what}")
     return a_shape[a_axis]
+
+
+def unwrap(x):
+    """The array behind a Tensor (its ``.data``); NumPy values, numbers and lists pass through."""
+    if isinstance(x, (np.ndarray, np.generic, int, float, list, tuple)):
+        return x
+    return getattr(x, "data", x)

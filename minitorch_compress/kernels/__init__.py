@@ -1,0 +1,38 @@
+"""Numba kernels: dense float32, CSR-sparse and int8 matrix products.
+
+Public functions (NumPy arrays in, NumPy arrays out; Tensors are accepted where a matrix is)::
+
+    matmul(a, b)                         # float32 (M, K) @ (K, N) -> float32; the "numba" backend
+    csr_matmul(indptr, indices, data, dense)   # CSR (R, K) @ float32 (K, N) -> float32 (R, N)
+    int8_matmul(a, b)                    # int8 (M, K) @ int8 (K, N) -> exact int32; K <= 2**16
+
+Quantized layers keep their weight packed and call the packed path (C = X @ W.T, Linear layout)::
+
+    packed = pack_int8_weight(w_int8)    # W (out_features, in_features) int8; once per weight
+    acc = int8_linear(x_q, packed)       # x_q int8 or uint8 (batch, in) -> int32 (batch, out), exact
+    y = int8_linear_dequant(x_q, x_scale, x_zero_point, packed, w_scale, w_zero_point=0, bias=None)
+        # float32: x_scale * w_scale * (x_q - x_zp) @ (W - w_zp).T + bias; w_scale / w_zero_point
+        # may be per output channel (arrays of length out_features)
+    q = int8_linear_requant(x_q, x_scale, x_zero_point, packed, w_scale, out_scale, out_zero_point,
+                            w_zero_point=0, bias=None, out_dtype="qint8")
+        # the same, quantized again: clamp(round_half_even(y * (1/out_scale)) + out_zero_point)
+
+``int8_linear`` uses the AVX512-VNNI kernel (``vnni.py``) when this CPU has it (``has_vnni()``)
+and the portable kernel (``int8.py``) elsewhere; ``kernel="portable"``/``"vnni"`` forces one.
+``instruction_counts(kernel)`` counts e.g. ``vpdpbusd``/``vfmadd231ps`` in a kernel's machine code.
+
+Each kernel has a NumPy reference beside it (``*_reference``), which the tests compare with.
+Thread settings for mixing these parallel kernels with OpenBLAS are chosen in the package
+``__init__`` (measured by ``benchmarks/kernels.py --threads``).
+"""
+from .asm import instruction_counts
+from .csr import csr_matmul
+from .dense import matmul
+from .int8 import PackedInt8Weight, int8_linear, int8_matmul, pack_int8_weight
+from .requant import int8_linear_dequant, int8_linear_requant
+from .vnni import has_vnni
+
+__all__ = [
+    "matmul", "csr_matmul", "int8_matmul", "pack_int8_weight", "PackedInt8Weight", "int8_linear",
+    "int8_linear_dequant", "int8_linear_requant", "has_vnni", "instruction_counts",
+]

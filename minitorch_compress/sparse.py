@@ -1,0 +1,126 @@
+"""Sparse matrices (CSR) and a sparse ``Linear`` layer, running on ``kernels.csr_matmul``.
+
+After pruning, most weights of a layer are zero. Stored as CSR (for each row, the columns and
+values of its nonzeros), the product skips them: at 90% sparsity it does a tenth of the work.
+``SparseLinear.from_linear(linear)`` converts a (pruned) ``nn.Linear`` for inference::
+
+    sparse_fc = SparseLinear.from_linear(fc)      # same outputs as fc, faster when sparse
+"""
+import numpy as np
+
+from .autograd import Function
+from .kernels.csr import check_csr, csr_matmul
+from .kernels.validate import as_array, check_matrix
+from .nn import Module
+from .tensor import Tensor
+
+
+class CSRMatrix:
+    """A float32 matrix in compressed sparse row form: ``indptr`` (rows+1), ``indices``, ``data``.
+
+    ``A @ dense`` takes a 2-D float32 ndarray or Tensor (a Tensor result records the gradient
+    with respect to ``dense``); ``A.T`` is the transposed CSR matrix, built once and cached,
+    which backward passes multiply with.
+    """
+
+    def __init__(self, indptr, indices, data, shape):
+        rows, cols = (int(s) for s in shape)
+        if len(indptr) != rows + 1:
+            raise ValueError(f"indptr has {len(indptr)} entries; shape {shape} needs {rows + 1}")
+        self.indptr, self.indices, self.data = check_csr(indptr, indices, data, cols)
+        self.shape = (rows, cols)
+        self._transpose = None
+
+    @classmethod
+    def from_dense(cls, array):
+        """The CSR form of a 2-D float32 array (or Tensor), keeping its nonzero entries."""
+        a = check_matrix(array, "array", [np.float32])
+        rows, cols = np.nonzero(a)     # row-major order, as CSR stores them
+        indptr = np.zeros(a.shape[0] + 1, np.int64)
+        np.cumsum(np.bincount(rows, minlength=a.shape[0]), out=indptr[1:])
+        return cls(indptr, cols, a[rows, cols], a.shape)
+
+    @property
+    def nnz(self):
+        return int(self.indptr[-1])
+
+    @property
+    def density(self):
+        """Fraction of entries stored (1 - sparsity)."""
+        return self.nnz / max(self.shape[0] * self.shape[1], 1)
+
+    def to_dense(self):
+        out = np.zeros(self.shape, np.float32)
+        out[np.repeat(np.arange(self.shape[0]), np.diff(self.indptr)), self.indices] = self.data
+        return out
+
+    @property
+    def T(self):
+        if self._transpose is None:
+            rows = np.repeat(np.arange(self.shape[0], dtype=np.int32), np.diff(self.indptr))
+            order = np.argsort(self.indices, kind="stable")   # by column, then row
+            indptr = np.zeros(self.shape[1] + 1, np.int64)
+            np.cumsum(np.bincount(self.indices, minlength=self.shape[1]), out=indptr[1:])
+            self._transpose = CSRMatrix(indptr, rows[order], self.data[order], self.shape[::-1])
+            self._transpose._transpose = self
+        return self._transpose
+
+    def __matmul__(self, other):
+        if isinstance(other, Tensor):
+            return _CSRMatmul.apply(other, self)
+        return csr_matmul(self.indptr, self.indices, self.data, as_array(other, "other"))
+
+    def __repr__(self):
+        return f"CSRMatrix(shape={self.shape}, nnz={self.nnz})"
+
+
+class _CSRMatmul(Function):
+    """``A @ X`` for a fixed sparse A: the gradient with respect to X is ``A.T @ grad``."""
+
+    @staticmethod
+    def forward(ctx, x, a):
+        ctx.a = a
+        return csr_matmul(a.indptr, a.indices, a.data, x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ctx.a.T @ np.ascontiguousarray(grad, np.float32), None
+
+
+class SparseLinear(Module):
+    """``y = x @ W.T + b`` with W stored as a ``CSRMatrix``; weights are fixed (inference).
+
+    Gradients flow to the input (through ``W.T``) so a sparse layer can sit inside a network
+    that is fine-tuned around it, but W and b themselves are buffers, not parameters.
+    """
+
+    def __init__(self, weight, bias=None):
+        super().__init__()
+        if not isinstance(weight, CSRMatrix):
+            raise TypeError(f"weight must be a CSRMatrix, got {type(weight).__name__}")
+        self.out_features, self.in_features = weight.shape
+        self.weight_csr = weight
+        if bias is not None:
+            bias = np.asarray(as_array(bias, "bias"), np.float32)
+            if bias.shape != (self.out_features,):
+                raise ValueError(f"bias shape {bias.shape} does not match out_features={self.out_features}")
+        self.register_buffer("bias", None if bias is None else Tensor(bias))
+
+    @classmethod
+    def from_linear(cls, linear):
+        """A SparseLinear computing what ``linear`` computes now (pruning mask applied)."""
+        weight = np.asarray(as_array(linear.weight, "linear.weight"), np.float32)
+        bias = None if linear.bias is None else as_array(linear.bias, "linear.bias")
+        return cls(CSRMatrix.from_dense(weight), bias)
+
+    def forward(self, x):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"SparseLinear expects a Tensor, got {type(x).__name__}")
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f"input shape {x.shape} does not match in_features={self.in_features}")
+        y = (self.weight_csr @ x.T).T     # (W @ x.T).T: the kernel's inner loop runs over the batch
+        return y if self.bias is None else y + self.bias
+
+    def extra_repr(self):
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"nnz={self.weight_csr.nnz}, density={self.weight_csr.density:.3f}")
