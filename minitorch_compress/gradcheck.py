@@ -21,7 +21,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-4, seed=0):
         if t.requires_grad and t.dtype != np.float64:
             raise TypeError(f"gradcheck needs float64 inputs, got {t.dtype}")
     out = fn(*inputs)
-    weights = np.random.default_rng(seed).standard_normal(out.shape)
+    weights = np.asarray(np.random.default_rng(seed).standard_normal(out.shape))
 
     def objective():
         return float((fn(*inputs).data * weights).sum())

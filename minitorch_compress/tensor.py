@@ -85,7 +85,8 @@ class Tensor:
     __array_priority__ = 1000
 
     def __init__(self, data, requires_grad=False, _parents=(), _backward=None):
-        self.data = data if isinstance(data, np.ndarray) else _to_array(data)
+        # NumPy scalars (what a full reduction returns) keep their dtype; Python data follows tensor()'s rules.
+        self.data = data if isinstance(data, np.ndarray) else np.asarray(data) if isinstance(data, np.generic) else _to_array(data)
         self.grad = None
         self.requires_grad = bool(requires_grad)
         if self.requires_grad and self.data.dtype.kind != "f":
@@ -390,16 +391,16 @@ def matmul(a, b, backend=None):
     return a._make(matmul_arrays(a.data, b.data, backend), (a, b), backward)
 
 
-def cat(tensors, axis=0, *, dim=None):
-    axis = _axis(axis, dim)
+def cat(tensors, axis=None, *, dim=None):
+    axis = _axis(axis, dim) or 0
     tensors = [_as_tensor(t) for t in tensors]
     sizes = np.cumsum([t.shape[axis] for t in tensors])[:-1]
     out = np.concatenate([t.data for t in tensors], axis=axis)
     return tensors[0]._make(out, tuple(tensors), lambda g: tuple(np.split(g, sizes, axis=axis)))
 
 
-def stack(tensors, axis=0, *, dim=None):
-    axis = _axis(axis, dim)
+def stack(tensors, axis=None, *, dim=None):
+    axis = _axis(axis, dim) or 0
     return cat([_as_tensor(t).reshape(np.expand_dims(t.data, axis).shape) for t in tensors], axis)
 
 

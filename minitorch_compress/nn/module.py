@@ -70,8 +70,9 @@ class Module:
     def __setattr__(self, name, value):
         if isinstance(value, (Parameter, Module)):
             self._check_init()
-            self._discard(name)
-            (self._parameters if isinstance(value, Parameter) else self._modules)[name] = value
+            registry = self._parameters if isinstance(value, Parameter) else self._modules
+            self._discard(name, keep=registry)
+            registry[name] = value
         elif name in self.__dict__.get("_parameters", ()):
             if value is not None:
                 raise TypeError(f"cannot assign {type(value).__name__} to parameter {name!r} (nn.Parameter or None expected)")
@@ -96,11 +97,12 @@ class Module:
         if not self._discard(name):
             object.__delattr__(self, name)
 
-    def _discard(self, name):
-        """Forget ``name`` wherever it is registered; True if it was."""
+    def _discard(self, name, keep=None):
+        """Forget ``name`` wherever it is registered (except in ``keep``, where it will be
+        reassigned in place, keeping its position); True if it was registered."""
         found = False
         for registry in (self._parameters, self._buffers, self._modules):
-            if name in registry:
+            if name in registry and registry is not keep:
                 del registry[name]
                 found = True
         self._non_persistent_buffers.discard(name)
@@ -121,13 +123,13 @@ class Module:
         self._check_new_name(name, "parameter")
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"cannot register {type(param).__name__} as parameter {name!r} (nn.Parameter or None expected)")
-        self._discard(name)
+        self._discard(name, keep=self._parameters)
         self._parameters[name] = param
 
     def register_buffer(self, name, tensor, persistent=True):
         self._check_init()
         self._check_new_name(name, "buffer")
-        self._discard(name)
+        self._discard(name, keep=self._buffers)
         self._buffers[name] = _as_buffer(name, tensor)
         if not persistent:
             self._non_persistent_buffers.add(name)
@@ -136,7 +138,7 @@ class Module:
         self._check_init()
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{type(module).__name__} is not a Module")
-        self._discard(name)
+        self._discard(name, keep=self._modules)
         self._modules[name] = module
 
     def register_forward_pre_hook(self, hook):

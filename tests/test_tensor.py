@@ -1,0 +1,209 @@
+"""The Tensor: every operator's gradient against finite differences (float64), and the engine's rules."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from hypothesis.extra.numpy import mutually_broadcastable_shapes
+
+import minitorch_compress as mc
+from minitorch_compress.gradcheck import gradcheck
+
+
+def t64(*shape, positive=False, seed=0):
+    data = np.random.default_rng(seed).standard_normal(shape)
+    return mc.tensor(np.abs(data) + 0.5 if positive else data, requires_grad=True, dtype=np.float64)
+
+
+BINARY = {
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / b,
+    "pow_tensor": lambda a, b: a ** b,
+}
+
+
+@pytest.mark.parametrize("name", BINARY)
+def test_binary_op_gradients(name):
+    assert gradcheck(BINARY[name], [t64(3, 4, positive=True), t64(3, 4, positive=True, seed=1)])
+
+
+@pytest.mark.parametrize("name", BINARY)
+def test_binary_op_gradients_through_broadcasting(name):
+    a, b = t64(2, 3, 4, positive=True), t64(3, 1, positive=True, seed=1)
+    assert gradcheck(BINARY[name], [a, b])
+    assert a.grad.shape == (2, 3, 4) and b.grad.shape == (3, 1)
+
+
+UNARY = {
+    "neg": lambda x: -x,
+    "pow": lambda x: x ** 3,
+    "rpow": lambda x: 2.0 ** x,
+    "scalar_ops": lambda x: (2 - x) * 3 / (1 + x * x) + 1 / (2 + x * x),
+    "exp": lambda x: x.exp(),
+    "log": lambda x: (x * x + 1).log(),
+    "sqrt": lambda x: (x * x + 1).sqrt(),
+    "relu": lambda x: x.relu(),
+    "sigmoid": lambda x: x.sigmoid(),
+    "tanh": lambda x: x.tanh(),
+    "abs": lambda x: x.abs(),
+    "clamp": lambda x: x.clamp(-0.5, 0.5),
+    "sum_all": lambda x: x.sum(),
+    "sum_axis": lambda x: x.sum(axis=1),
+    "sum_keepdims": lambda x: x.sum(axis=0, keepdims=True),
+    "sum_dim_keepdim": lambda x: x.sum(dim=(0, 1), keepdim=True),
+    "mean": lambda x: x.mean(axis=1),
+    "mean_all": lambda x: x.mean(),
+    "max_axis": lambda x: x.max(axis=1),
+    "max_all": lambda x: x.max(),
+    "max_keepdims": lambda x: x.max(dim=0, keepdim=True),
+    "reshape": lambda x: x.reshape(4, 3) * mc.tensor(np.arange(12.0).reshape(4, 3), dtype=np.float64),
+    "transpose": lambda x: x.transpose(0, 1) @ mc.tensor(np.ones((3, 2)), dtype=np.float64),
+    "T": lambda x: x.T,
+    "getitem_slice": lambda x: x[1:, ::2],
+    "getitem_repeated": lambda x: x[[0, 0, 2]],
+    "getitem_mask": lambda x: x[x.data > 0],
+    "softmax_method": lambda x: x.softmax(dim=1),
+    "flatten": lambda x: x.flatten(),
+}
+
+
+@pytest.mark.parametrize("name", UNARY)
+def test_unary_op_gradients(name):
+    x = t64(3, 4)
+    x.data[np.abs(x.data) < 0.05] = 0.3  # keep relu/abs/clamp away from their kinks
+    x.data[np.abs(np.abs(x.data) - 0.5) < 0.05] = 0.3
+    assert gradcheck(UNARY[name], [x])
+
+
+def test_matmul_gradients_for_matrices_vectors_and_batches():
+    assert gradcheck(lambda a, b: a @ b, [t64(3, 4), t64(4, 5, seed=1)])
+    assert gradcheck(lambda a, b: a @ b, [t64(4), t64(4, 5, seed=1)])
+    assert gradcheck(lambda a, b: a @ b, [t64(3, 4), t64(4, seed=1)])
+    assert gradcheck(lambda a, b: a @ b, [t64(4), t64(4, seed=1)])
+    assert gradcheck(lambda a, b: a @ b, [t64(2, 3, 4), t64(4, 5, seed=1)])
+    assert (t64(4) @ t64(4, 5)).shape == (5,) and (t64(3, 4) @ t64(4)).shape == (3,)
+
+
+def test_cat_stack_where_gradients():
+    assert gradcheck(lambda a, b: mc.cat([a, b], dim=1), [t64(2, 3), t64(2, 2, seed=1)])
+    assert gradcheck(lambda a, b: mc.stack([a, b], axis=0), [t64(2, 3), t64(2, 3, seed=1)])
+    assert gradcheck(lambda a, b: mc.where(a.data > b.data, a, b), [t64(3, 3), t64(3, 3, seed=1)])
+
+
+def test_max_ties_share_the_gradient_equally():
+    x = mc.tensor([[1.0, 3.0, 3.0], [2.0, 0.0, 2.0]], requires_grad=True)
+    x.max(axis=1).sum().backward()
+    np.testing.assert_array_equal(x.grad, [[0, 0.5, 0.5], [0.5, 0, 0.5]])
+    y = mc.tensor([4.0, 4.0, 4.0, 1.0], requires_grad=True)
+    y.max().backward()
+    np.testing.assert_allclose(y.grad, [1 / 3, 1 / 3, 1 / 3, 0])
+
+
+@settings(max_examples=40, deadline=None)
+@given(shapes=mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, max_side=3))
+def test_broadcast_gradients_have_input_shapes_and_sum_correctly(shapes):
+    (sa, sb), result = shapes.input_shapes, shapes.result_shape
+    a, b = t64(*sa), t64(*sb, seed=1)
+    assert gradcheck(lambda a, b: a * b + a - b, [a, b])
+    assert a.grad.shape == sa and b.grad.shape == sb
+    # d/da sum(a + b) counts how many output elements each element of a reaches
+    a.grad = b.grad = None
+    (a + b).sum().backward()
+    np.testing.assert_allclose(a.grad, np.full(sa, np.prod(result) / max(np.prod(sa), 1)))
+
+
+def test_gradients_accumulate_until_zero_grad():
+    x = mc.tensor([1.0, 2.0], requires_grad=True)
+    (x * x).sum().backward()
+    (x * x).sum().backward()
+    np.testing.assert_allclose(x.grad, [4.0, 8.0])
+    x.zero_grad()
+    assert x.grad is None
+
+
+def test_a_tensor_used_twice_gets_both_contributions():
+    x = mc.tensor(3.0, requires_grad=True)
+    y = x * x + x  # dy/dx = 2x + 1
+    y.backward()
+    assert x.grad == pytest.approx(7.0)
+
+
+def test_only_leaves_keep_grad_and_intermediates_do_not():
+    x = mc.tensor([1.0, 2.0], requires_grad=True)
+    h = x * 2
+    h.sum().backward()
+    assert h.grad is None and x.grad is not None
+
+
+def test_no_grad_records_nothing_and_detach_cuts_the_graph():
+    x = mc.tensor([1.0], requires_grad=True)
+    with mc.no_grad():
+        y = x * 2
+    assert not y.requires_grad
+    z = (x * 2).detach()
+    assert not z.requires_grad and np.shares_memory(z.data, (z * 1).data) is False
+    assert mc.is_grad_enabled()
+
+
+def test_dtypes_follow_the_contract():
+    assert mc.tensor([1.0, 2.0]).dtype == np.float32
+    assert mc.tensor(np.zeros(2, dtype=np.float64)).dtype == np.float32
+    assert mc.tensor([1.0], dtype=np.float64).dtype == np.float64
+    assert mc.tensor([1, 2]).dtype.kind == "i"
+    assert (mc.tensor([1.0]) * 2.5).dtype == np.float32
+    with pytest.raises(TypeError, match="float"):
+        mc.tensor([1, 2], requires_grad=True)
+
+
+def test_comparisons_are_boolean_and_carry_no_gradient():
+    x = mc.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    mask = x > 1.5
+    assert mask.dtype == bool and not mask.requires_grad
+    np.testing.assert_array_equal(mask.data, [False, True, True])
+    np.testing.assert_array_equal((x <= 2).data, [True, True, False])
+
+
+def test_bad_input_errors_name_the_values():
+    with pytest.raises(ValueError, match=r"\(2, 3\) @ \(2, 3\)"):
+        mc.randn(2, 3) @ mc.randn(2, 3)
+    with pytest.raises(ValueError, match="scalar"):
+        mc.randn(2, requires_grad=True).backward()
+    with pytest.raises(ValueError, match=r"\(3,\)"):
+        (mc.randn(2, requires_grad=True) * 1).backward(np.ones(3))
+    with pytest.raises(ValueError, match="2-D"):
+        mc.randn(2, 3, 4).T
+    with pytest.raises(TypeError, match="dtype"):
+        mc.tensor(["a"])
+
+
+def test_sigmoid_is_stable_for_huge_inputs():
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        out = mc.tensor([-1000.0, 0.0, 1000.0]).sigmoid()
+    np.testing.assert_allclose(out.data, [0.0, 0.5, 1.0])
+
+
+def test_manual_seed_makes_draws_reproducible():
+    mc.manual_seed(7)
+    a = mc.randn(5).data
+    mc.manual_seed(7)
+    np.testing.assert_array_equal(a, mc.randn(5).data)
+    assert not np.array_equal(a, mc.randn(5).data)
+    with pytest.raises(TypeError):
+        mc.manual_seed(1.5)
+
+
+def test_numpy_on_the_left_dispatches_to_the_tensor():
+    x = mc.tensor([1.0, 2.0], requires_grad=True)
+    y = np.array([3.0, 4.0], dtype=np.float32) * x
+    assert isinstance(y, mc.Tensor)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, [3.0, 4.0])
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 4), st.integers(1, 4))
+def test_numba_backend_matmul_matches_numpy(m, k, n):
+    a, b = mc.randn(m, k), mc.randn(k, n)
+    np.testing.assert_allclose(mc.matmul(a, b, backend="numba").data, a.data @ b.data, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="unknown backend"):
+        mc.matmul(a, b, backend="cuda")
