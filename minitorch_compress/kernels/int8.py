@@ -50,7 +50,8 @@ def pack_int8_weight(weight, use_vnni=None):
     packed = None
     if use_vnni:
         packed = np.empty(-(-w.shape[0] // vnni.NR) * vnni.NR * -(-w.shape[1] // 4) * 4, np.int8)
-        vnni.pack_vnni(w, packed)
+        if w.size:
+            vnni.pack_vnni(w, packed)
     return PackedInt8Weight(w, packed, w.sum(axis=1, dtype=np.int64))
 
 

@@ -1,0 +1,197 @@
+"""Numba kernels against NumPy references: dense float32 and int8 products, validation, backend."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import minitorch_compress as mc
+from minitorch_compress import kernels as K
+from minitorch_compress.kernels.dense import matmul_reference
+from minitorch_compress.kernels.int8 import int8_matmul_reference
+
+FEW = settings(max_examples=25, deadline=None)
+dims = st.integers(0, 70)
+requires_vnni = pytest.mark.skipif(not K.has_vnni(), reason="CPU lacks AVX512-VNNI (or Numba does not target the host)")
+INT8_KERNELS = ["portable", pytest.param("vnni", marks=requires_vnni)]
+
+
+def _f32(rng, *shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def _i8(rng, *shape):
+    return rng.integers(-128, 128, shape, dtype=np.int8)
+
+
+# ----- dense float32 ---------------------------------------------------------------------
+@FEW
+@given(m=dims, k=dims, n=dims, seed=st.integers(0, 2**32 - 1))
+def test_matmul_random_shapes(m, k, n, seed):
+    rng = np.random.default_rng(seed)
+    a, b = _f32(rng, m, k), _f32(rng, k, n)
+    out = K.matmul(a, b)
+    assert out.dtype == np.float32 and out.shape == (m, n)
+    np.testing.assert_allclose(out, matmul_reference(a, b), rtol=1e-4, atol=1e-4 * max(k, 1) ** 0.5)
+
+
+@pytest.mark.parametrize("m,k,n", [(128, 784, 256), (64, 1024, 1024), (9, 300, 33)])
+def test_matmul_blocked_shapes(m, k, n):
+    # several k-blocks, several tasks, and edges that are not multiples of the tile
+    rng = np.random.default_rng(0)
+    a, b = _f32(rng, m, k), _f32(rng, k, n)
+    np.testing.assert_allclose(K.matmul(a, b), matmul_reference(a, b), rtol=1e-4, atol=1e-3)
+
+
+def test_matmul_non_contiguous_inputs():
+    rng = np.random.default_rng(1)
+    a = _f32(rng, 60, 90)[::2, 1::3]          # strided rows and columns
+    b = _f32(rng, 40, 50).T[:30]              # Fortran-ordered slice
+    np.testing.assert_allclose(K.matmul(a, b), matmul_reference(a, b), rtol=1e-4, atol=1e-4)
+
+
+def test_matmul_accepts_tensors():
+    a, b = mc.tensor(np.ones((3, 4))), mc.tensor(np.ones((4, 2)))
+    np.testing.assert_array_equal(K.matmul(a, b), np.full((3, 2), 4, np.float32))
+
+
+@pytest.mark.parametrize("a,b,error,match", [
+    (np.ones((2, 3), np.float64), np.ones((3, 2), np.float32), TypeError, "a must have dtype float32, got float64"),
+    (np.ones((2, 3), np.float32), np.ones((3, 2), np.int8), TypeError, "b must have dtype float32, got int8"),
+    (np.ones(3, np.float32), np.ones((3, 2), np.float32), ValueError, r"a must be 2-D, got shape \(3,\)"),
+    (np.ones((2, 3), np.float32), np.ones((4, 2), np.float32), ValueError, r"\(2, 3\) and \(4, 2\)"),
+    ([[1.0]], np.ones((1, 1), np.float32), TypeError, "a must be a NumPy array or Tensor, got list"),
+])
+def test_matmul_rejects_bad_inputs(a, b, error, match):
+    with pytest.raises(error, match=match):
+        K.matmul(a, b)
+
+
+# ----- int8 ------------------------------------------------------------------------------
+@pytest.mark.parametrize("kernel", INT8_KERNELS)
+@FEW
+@given(m=dims, k=dims, n=dims, seed=st.integers(0, 2**32 - 1))
+def test_int8_matmul_exact_random_shapes(kernel, m, k, n, seed):
+    rng = np.random.default_rng(seed)
+    a, b = _i8(rng, m, k), _i8(rng, k, n)
+    out = K.int8_matmul(a, b, kernel=kernel)
+    assert out.dtype == np.int32
+    np.testing.assert_array_equal(out, int8_matmul_reference(a, b))
+
+
+@pytest.mark.parametrize("kernel", INT8_KERNELS)
+@pytest.mark.parametrize("value", [-128, 127])
+def test_int8_extremes_at_max_k(kernel, value):
+    # K = 2**16 of (-128)(-128) = 2**30 per output: exact only if nothing overflows on the way
+    k = 2 ** 16
+    a = np.full((9, k), value, np.int8)
+    b = np.full((k, 35), -128, np.int8)
+    b[:, 1] = 127
+    out = K.int8_matmul(a, b, kernel=kernel)
+    np.testing.assert_array_equal(out, int8_matmul_reference(a, b))
+    assert out[0, 0] == value * -128 * k
+
+
+@pytest.mark.parametrize("kernel", INT8_KERNELS)
+def test_int8_non_contiguous_and_uint8_activations(kernel):
+    rng = np.random.default_rng(2)
+    x = _i8(rng, 40, 130)[::3, ::2]
+    w = _i8(rng, 70, 130)[::2, ::2]
+    packed = K.pack_int8_weight(w)
+    ref = int8_matmul_reference(x, w.T)
+    np.testing.assert_array_equal(K.int8_linear(x, packed, kernel=kernel), ref)
+    xu = rng.integers(0, 256, (13, 65), dtype=np.uint8)
+    np.testing.assert_array_equal(K.int8_linear(xu, packed, kernel=kernel), int8_matmul_reference(xu, w.T))
+
+
+@requires_vnni
+def test_vnni_chosen_automatically():
+    packed = K.pack_int8_weight(np.ones((4, 8), np.int8))
+    assert packed.vnni is not None
+    assert K.instruction_counts("vnni")["vpdpbusd"] > 0
+
+
+def test_portable_packing_skips_vnni_layout():
+    packed = K.pack_int8_weight(np.ones((4, 8), np.int8), use_vnni=False)
+    assert packed.vnni is None
+    with pytest.raises(ValueError, match="kernel='vnni' needs a weight packed for VNNI"):
+        K.int8_linear(np.ones((2, 8), np.int8), packed, kernel="vnni")
+
+
+def test_int8_k_above_limit_raises():
+    with pytest.raises(ValueError, match="K=65537 exceeds 65536"):
+        K.int8_matmul(np.zeros((1, 2 ** 16 + 1), np.int8), np.zeros((2 ** 16 + 1, 1), np.int8))
+
+
+@pytest.mark.parametrize("call,error,match", [
+    (lambda: K.int8_matmul(np.ones((2, 3), np.float32), np.ones((3, 2), np.int8)), TypeError,
+     "a must have dtype int8, got float32"),
+    (lambda: K.int8_matmul(np.ones((2, 3), np.int8), np.ones((4, 2), np.int8)), ValueError, r"\(2, 3\) and \(4, 2\)"),
+    (lambda: K.int8_matmul(np.ones((2, 3, 1), np.int8), np.ones((3, 2), np.int8)), ValueError, "a must be 2-D"),
+    (lambda: K.int8_linear(np.ones((2, 3), np.int8), np.ones((2, 3), np.int8)), TypeError,
+     "packed must be a PackedInt8Weight"),
+    (lambda: K.int8_linear(np.ones((2, 3), np.int16), K.pack_int8_weight(np.ones((2, 3), np.int8))), TypeError,
+     "x must have dtype int8 or uint8, got int16"),
+    (lambda: K.int8_linear(np.ones((2, 4), np.int8), K.pack_int8_weight(np.ones((2, 3), np.int8))), ValueError,
+     r"\(2, 4\) and \(2, 3\)"),
+    (lambda: K.int8_linear(np.ones((2, 3), np.int8), K.pack_int8_weight(np.ones((2, 3), np.int8)), kernel="x"),
+     ValueError, "unknown int8 kernel 'x'"),
+])
+def test_int8_rejects_bad_inputs(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_dequant_and_requant_match_float_reference(per_channel):
+    rng = np.random.default_rng(3)
+    xq = rng.integers(0, 256, (6, 50), dtype=np.uint8)
+    wq = _i8(rng, 12, 50)
+    w_scale = rng.uniform(0.01, 0.05, 12) if per_channel else 0.02
+    w_zp = rng.integers(-5, 5, 12) if per_channel else 0
+    bias = rng.standard_normal(12).astype(np.float32)
+    packed = K.pack_int8_weight(wq)
+    ref = (0.1 * (xq - 7.0)) @ (np.reshape(w_scale, (-1, 1)) * (wq - np.reshape(w_zp, (-1, 1)))).T + bias
+    y = K.int8_linear_dequant(xq, 0.1, 7, packed, w_scale, w_zp, bias)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-4)
+    q = K.int8_linear_requant(xq, 0.1, 7, packed, w_scale, 0.25, 3, w_zp, bias, out_dtype="qint8")
+    assert q.dtype == np.int8
+    expected = np.clip(np.rint(y * np.float32(1 / 0.25)) + 3, -128, 127)
+    np.testing.assert_array_equal(q, expected)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(out_scale=0.0, out_zero_point=0), "out_scale must be finite and > 0, got 0.0"),
+    (dict(out_scale=1.0, out_zero_point=300), "out_zero_point=300 outside"),
+    (dict(out_scale=1.0, out_zero_point=0, out_dtype="int4"), "unknown out_dtype 'int4'"),
+    (dict(out_scale=1.0, out_zero_point=0, w_zero_point=np.zeros(3)), r"w_zero_point must be a scalar or have shape \(2,\)"),
+])
+def test_requant_rejects_bad_arguments(kwargs, match):
+    packed = K.pack_int8_weight(np.ones((2, 3), np.int8))
+    with pytest.raises(ValueError, match=match):
+        K.int8_linear_requant(np.ones((1, 3), np.int8), 1.0, 0, packed, 1.0, **kwargs)
+
+
+# ----- the "numba" backend in training ---------------------------------------------------
+def _loss_curve(backend):
+    from minitorch_compress import functional as F
+    mc.manual_seed(0)
+    model = mc.nn.Sequential(mc.nn.Linear(20, 32), mc.nn.ReLU(), mc.nn.Linear(32, 5))
+    opt = mc.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    rng = np.random.default_rng(0)
+    x = mc.tensor(rng.standard_normal((64, 20)))
+    y = mc.tensor(rng.integers(0, 5, 64))
+    losses = []
+    with mc.use_backend(backend):
+        for _ in range(15):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+    return np.array(losses)
+
+
+def test_training_through_numba_backend_matches_numpy():
+    numpy_curve, numba_curve = _loss_curve("numpy"), _loss_curve("numba")
+    assert numpy_curve[-1] < numpy_curve[0]
+    np.testing.assert_allclose(numba_curve, numpy_curve, rtol=1e-4, atol=1e-5)

@@ -1,0 +1,132 @@
+"""CSR kernel, CSRMatrix and SparseLinear against dense NumPy and SciPy."""
+import numpy as np
+import pytest
+import scipy.sparse
+from hypothesis import given, settings, strategies as st
+
+import minitorch_compress as mc
+from minitorch_compress.kernels import csr_matmul
+from minitorch_compress.kernels.csr import csr_matmul_reference
+from minitorch_compress.sparse import CSRMatrix, SparseLinear
+
+FEW = settings(max_examples=25, deadline=None)
+
+
+def _sparse(rng, shape, sparsity):
+    a = rng.standard_normal(shape).astype(np.float32)
+    a[rng.random(shape) < sparsity] = 0
+    return a
+
+
+@FEW
+@given(r=st.integers(0, 40), k=st.integers(0, 40), n=st.integers(0, 40),
+       sparsity=st.sampled_from([0.0, 0.5, 0.9, 1.0]), seed=st.integers(0, 2**32 - 1))
+def test_csr_matmul_random(r, k, n, sparsity, seed):
+    rng = np.random.default_rng(seed)
+    a = _sparse(rng, (r, k), sparsity)
+    dense = rng.standard_normal((k, n)).astype(np.float32)
+    s = scipy.sparse.csr_matrix(a)
+    out = csr_matmul(s.indptr, s.indices, s.data, dense)
+    assert out.dtype == np.float32 and out.shape == (r, n)
+    np.testing.assert_allclose(out, csr_matmul_reference(s.indptr, s.indices, s.data, dense), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out, s @ dense, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.3, 0.9, 1.0])
+def test_csr_matrix_round_trip_and_product(sparsity):
+    rng = np.random.default_rng(0)
+    a = _sparse(rng, (37, 29), sparsity)
+    a[5] = 0                                   # an empty row
+    m = CSRMatrix.from_dense(a)
+    assert m.shape == (37, 29) and m.nnz == np.count_nonzero(a)
+    np.testing.assert_array_equal(m.to_dense(), a)
+    np.testing.assert_array_equal(m.T.to_dense(), a.T)
+    dense = rng.standard_normal((29, 11)).astype(np.float32)
+    np.testing.assert_allclose(m @ dense, a @ dense, rtol=1e-5, atol=1e-5)
+    g = rng.standard_normal((37, 4)).astype(np.float32)
+    np.testing.assert_allclose(m.T @ g, a.T @ g, rtol=1e-5, atol=1e-5)   # the backward-pass product
+
+
+def test_csr_matmul_non_contiguous_dense_and_int64_indices():
+    rng = np.random.default_rng(1)
+    s = scipy.sparse.csr_matrix(_sparse(rng, (20, 30), 0.7))
+    dense = rng.standard_normal((13, 60)).astype(np.float32).T[::2]          # (30, 13), strided
+    out = csr_matmul(s.indptr.astype(np.int64), s.indices.astype(np.int64), s.data, dense)
+    np.testing.assert_allclose(out, s @ dense, rtol=1e-5, atol=1e-5)
+
+
+def test_matmul_with_tensor_backpropagates():
+    rng = np.random.default_rng(2)
+    a = _sparse(rng, (8, 6), 0.5)
+    x = mc.tensor(rng.standard_normal((6, 5)), requires_grad=True)
+    (CSRMatrix.from_dense(a) @ x).sum().backward()
+    np.testing.assert_allclose(x.grad, a.T @ np.ones((8, 5), np.float32), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("args,error,match", [
+    ((np.array([0, 1]), np.array([0]), np.array([1.0], np.float64), np.ones((2, 2), np.float32)), TypeError,
+     "data must be a 1-D float32 array, got dtype float64"),
+    ((np.array([0, 1]), np.array([2]), np.array([1.0], np.float32), np.ones((2, 2), np.float32)), ValueError,
+     r"column indices must lie in \[0, 2\), got range \[2, 2\]"),
+    ((np.array([0, 2]), np.array([0]), np.array([1.0], np.float32), np.ones((2, 2), np.float32)), ValueError,
+     "indptr.-1.=2 but indices has 1"),
+    ((np.array([1, 1]), np.array([], np.int32), np.array([], np.float32), np.ones((2, 2), np.float32)), ValueError,
+     "indptr must start at 0"),
+    ((np.array([0.0, 1.0]), np.array([0]), np.array([1.0], np.float32), np.ones((2, 2), np.float32)), TypeError,
+     "indptr must be a 1-D integer array"),
+    ((np.array([0, 1]), np.array([0]), np.array([1.0], np.float32), np.ones((2, 2), np.float64)), TypeError,
+     "dense must have dtype float32, got float64"),
+])
+def test_csr_matmul_rejects_bad_inputs(args, error, match):
+    with pytest.raises(error, match=match):
+        csr_matmul(*args)
+
+
+def test_csr_matrix_rejects_bad_inputs():
+    with pytest.raises(TypeError, match="array must have dtype float32, got float64"):
+        CSRMatrix.from_dense(np.ones((2, 2)))
+    with pytest.raises(ValueError, match=r"indptr has 2 entries; shape \(3, 2\) needs 4"):
+        CSRMatrix(np.array([0, 0]), np.array([], np.int32), np.array([], np.float32), (3, 2))
+
+
+def _pruned_linear(sparsity, bias=True):
+    mc.manual_seed(0)
+    fc = mc.nn.Linear(24, 16, bias=bias)
+    fc.weight.data[np.random.default_rng(3).random(fc.weight.shape) < sparsity] = 0
+    return fc
+
+
+@pytest.mark.parametrize("sparsity,bias", [(0.0, True), (0.8, True), (0.8, False), (1.0, True)])
+def test_sparse_linear_matches_linear(sparsity, bias):
+    fc = _pruned_linear(sparsity, bias)
+    layer = SparseLinear.from_linear(fc)
+    assert isinstance(layer, mc.nn.Module)
+    assert layer.weight_csr.nnz == np.count_nonzero(fc.weight.data)
+    x = mc.tensor(np.random.default_rng(4).standard_normal((10, 24)), requires_grad=True)
+    np.testing.assert_allclose(layer(x).data, fc(x).data, rtol=1e-5, atol=1e-5)
+    layer(x).sum().backward()
+    grad = x.grad.copy()
+    x.grad = None
+    fc(x).sum().backward()
+    np.testing.assert_allclose(grad, x.grad, rtol=1e-5, atol=1e-5)
+
+
+def test_sparse_linear_from_masked_weight():
+    # a pruned Linear exposes weight = weight_orig * weight_mask as a plain tensor attribute
+    fc = _pruned_linear(0.0)
+    mask = (np.random.default_rng(5).random(fc.weight.shape) > 0.7).astype(np.float32)
+    orig = fc.weight
+    del fc.weight                              # as pruning does: the parameter becomes weight_orig
+    fc.weight = orig * mc.tensor(mask)
+    layer = SparseLinear.from_linear(fc)
+    assert layer.weight_csr.nnz == np.count_nonzero(mask)
+    x = mc.tensor(np.ones((3, 24)))
+    np.testing.assert_allclose(layer(x).data, x.data @ (fc.weight.data).T + fc.bias.data, rtol=1e-5, atol=1e-5)
+
+
+def test_sparse_linear_rejects_bad_input():
+    layer = SparseLinear.from_linear(_pruned_linear(0.5))
+    with pytest.raises(ValueError, match=r"input shape \(3, 5\) does not match in_features=24"):
+        layer(mc.tensor(np.ones((3, 5))))
+    with pytest.raises(TypeError, match="SparseLinear expects a Tensor, got ndarray"):
+        layer(np.ones((3, 24), np.float32))
