@@ -1,6 +1,6 @@
 """Dense float32 GEMM ``C = A @ B``: packed, cache-blocked, register-tiled, parallel.
 
-Both operands are first packed (in parallel) into scratch buffers: A into strips of ``MR`` rows
+Both operands are first packed (in one parallel region) into reused scratch buffers: A into strips of ``MR`` rows
 stored k-major, B into strips of ``NR`` columns stored k-major, zero-padded at the edges. The
 product then runs as independent tasks (``MC`` rows x ``NT`` columns of C) under ``prange``; each
 task walks K in blocks of at most ``KC`` (so an A block stays in L2 and a B strip in L1/L2) and
@@ -24,40 +24,38 @@ _tile = make_tile_kernel("fma", MR, NV)
 
 
 @njit(cache=True, parallel=True)
-def _pack_rows(a, out, mr):
-    """out[s, k, i] = a[s*mr + i, k] (zero past the last row): strips of ``mr`` rows, k-major."""
-    m, k = a.shape
-    strips = out.size // (k * mr)
-    for s in prange(strips):
-        base = s * k * mr
-        if (s + 1) * mr > m:
-            out[base:base + k * mr] = 0
-        for i in range(min(mr, m - s * mr)):
-            row = a[s * mr + i]
-            for kk in range(k):
-                out[base + kk * mr + i] = row[kk]
+def _pack(a, ap, b, bp):
+    """Pack both operands in one parallel region (each region costs a thread wake-up).
 
-
-@njit(cache=True, parallel=True)
-def _pack_cols(b, out, nr):
-    """out[s, k, j] = b[k, s*nr + j] (zero past the last column): strips of ``nr`` columns, k-major.
-
-    Parallel over rows of ``b``, each read once in order (reading column strips instead walks
-    ``b`` with a large stride, slow when its width is a multiple of 1024).
+    ap[s, k, i] = a[s*MR + i, k]: strips of MR rows, k-major, zero past the last row.
+    bp[s, k, j] = b[k, s*NR + j]: strips of NR columns, k-major, zero past the last column.
+    A is packed a strip at a time, B a row at a time, so both are read in order (walking B by
+    column strips strides through memory, slow when its width is a multiple of 1024).
     """
-    k, n = b.shape
-    full = n // nr
-    tail = n - full * nr
-    for kk in prange(k):
-        row = b[kk]
-        for s in range(full):
-            dst = s * k * nr + kk * nr
-            for j in range(nr):
-                out[dst + j] = row[s * nr + j]
-        if tail:
-            dst = full * k * nr + kk * nr
-            for j in range(nr):
-                out[dst + j] = row[full * nr + j] if j < tail else 0
+    m, k = a.shape
+    n = b.shape[1]
+    a_strips = ap.size // (k * MR)
+    full, tail = n // NR, n % NR
+    for t in prange(a_strips + k):
+        if t < a_strips:
+            base = t * k * MR
+            if (t + 1) * MR > m:
+                ap[base:base + k * MR] = 0
+            for i in range(min(MR, m - t * MR)):
+                src = a[t * MR + i]
+                for kk in range(k):
+                    ap[base + kk * MR + i] = src[kk]
+        else:
+            kk = t - a_strips
+            src = b[kk]
+            for s in range(full):
+                dst = s * k * NR + kk * NR
+                for j in range(NR):
+                    bp[dst + j] = src[s * NR + j]
+            if tail:
+                dst = full * k * NR + kk * NR
+                for j in range(NR):
+                    bp[dst + j] = src[full * NR + j] if j < tail else 0
 
 
 @njit(cache=True, parallel=True)
@@ -91,8 +89,7 @@ def matmul(a, b):
         return np.zeros((m, n), np.float32)
     ap = scratch("dense_a", -(-m // MR) * MR * k, np.float32)
     bp = scratch("dense_b", -(-n // NR) * NR * k, np.float32)
-    _pack_rows(a, ap, MR)
-    _pack_cols(b, bp, NR)
+    _pack(a, ap, b, bp)
     c = np.empty((m, n), np.float32)
     blocks = -(-k // KC)
     _gemm_packed(ap, bp, c, k, -(-k // blocks), np.zeros(n, np.float32))   # equal k-blocks: no short last block

@@ -1,0 +1,184 @@
+"""Time our Numba kernels against OpenBLAS (NumPy), SciPy and, if installed, PyTorch, in one run.
+
+    NUMBA_CACHE_DIR=.numba_cache python benchmarks/kernels.py            # the table (~2 min)
+    NUMBA_CACHE_DIR=.numba_cache python benchmarks/kernels.py --threads  # thread settings
+
+Ratios are "speed relative to OpenBLAS float32" (its time / ours: above 1 is faster) and are
+measured in the same run, because on a shared machine absolute times move by 15% or more.
+Each figure is the median of repeated calls after a warm-up call (which compiles).
+"""
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from minitorch_compress import kernels as K  # noqa: E402  (sets the thread settings first)
+from minitorch_compress.sparse import CSRMatrix  # noqa: E402
+
+try:
+    import torch
+except ImportError:
+    torch = None
+try:
+    import scipy.sparse as scipy_sparse
+except ImportError:
+    scipy_sparse = None
+
+SPARSITIES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+
+
+def median_time(fn, min_repeats=7, budget=0.5):
+    """Median seconds of ``fn()`` after one warm-up call; repeats until ``budget`` s are spent."""
+    fn()
+    times = []
+    start = time.perf_counter()
+    while len(times) < min_repeats or time.perf_counter() - start < budget:
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+        if len(times) >= 200:
+            break
+    return float(np.median(times))
+
+
+def row(label, seconds, reference, flops=None):
+    rate = f"{flops / seconds / 1e9:8.1f}" if flops else " " * 8
+    print(f"  {label:<38} {seconds * 1e3:9.3f} ms {rate} GFLOP/s {reference / seconds:7.2f}x")
+
+
+def bench_dense(rng):
+    print("dense float32 matmul (ratio: OpenBLAS time / this time)")
+    for m, k, n in [(1024, 1024, 1024), (128, 784, 256)]:
+        a = rng.standard_normal((m, k)).astype(np.float32)
+        b = rng.standard_normal((k, n)).astype(np.float32)
+        flops = 2 * m * n * k
+        ref = median_time(lambda: a @ b)
+        print(f" {m}x{k}x{n}")
+        row("OpenBLAS (NumPy)", ref, ref, flops)
+        row("ours: kernels.matmul", median_time(lambda: K.matmul(a, b)), ref, flops)
+        if torch is not None:
+            ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+            row("PyTorch", median_time(lambda: ta @ tb), ref, flops)
+
+
+def bench_csr(rng):
+    print("CSR x dense: y = x @ W.T, W 1024x1024 pruned at random, x 256x1024 (ratio vs dense OpenBLAS)")
+    x = rng.standard_normal((256, 1024)).astype(np.float32)
+    w_full = rng.standard_normal((1024, 1024)).astype(np.float32)
+    dense_time = median_time(lambda: x @ w_full.T)
+    row("dense OpenBLAS x @ W.T", dense_time, dense_time)
+    break_even = None
+    for sparsity in SPARSITIES:
+        w = np.where(rng.random(w_full.shape) < sparsity, 0, w_full).astype(np.float32)
+        ours = CSRMatrix.from_dense(w)
+        t_ours = median_time(lambda: (ours @ x.T).T)   # includes the copy of x.T, as SparseLinear does
+        print(f" sparsity {sparsity:.2f} (nnz {ours.nnz})")
+        row("ours: (W_csr @ x.T).T", t_ours, dense_time)
+        if scipy_sparse is not None:
+            ws = scipy_sparse.csr_matrix(w)
+            t_scipy = median_time(lambda: (ws @ x.T).T)
+            row("SciPy csr", t_scipy, dense_time)
+            print(f"  {'ours vs SciPy':<38} {t_scipy / t_ours:7.2f}x")
+        if torch is not None:
+            wt, xt = torch.from_numpy(w).to_sparse_csr(), torch.from_numpy(x)
+            row("PyTorch sparse_csr", median_time(lambda: (wt @ xt.T).T), dense_time)
+        if break_even is None and t_ours <= dense_time:
+            break_even = sparsity
+    print(f" break-even with dense OpenBLAS: {'none up to 0.95' if break_even is None else f'at sparsity {break_even:.2f}'}"
+          f" (the lowest tested sparsity at which ours is at least as fast)")
+
+
+def bench_int8(rng):
+    n = 1024
+    print(f"int8 x int8 -> int32, {n}^3, ratio vs OpenBLAS float32 of the same shape")
+    a = rng.integers(-128, 128, (n, n), dtype=np.int8)
+    w = rng.integers(-128, 128, (n, n), dtype=np.int8)
+    af, wtf = a.astype(np.float32), np.ascontiguousarray(w.T.astype(np.float32))
+    ref = median_time(lambda: af @ wtf)
+    flops = 2 * n ** 3
+    row("OpenBLAS float32 (NumPy)", ref, ref, flops)
+    packed = K.pack_int8_weight(w)
+    print(f"  packing the weight once: {median_time(lambda: K.pack_int8_weight(w)) * 1e3:.2f} ms"
+          f" (VNNI layout: {packed.vnni is not None})")
+    row("ours portable (pre-packed)", median_time(lambda: K.int8_linear(a, packed, kernel="portable")), ref, flops)
+    if K.has_vnni():
+        row("ours VNNI (pre-packed)", median_time(lambda: K.int8_linear(a, packed, kernel="vnni")), ref, flops)
+    row("ours int8_matmul(a, b) (packs b per call)", median_time(lambda: K.int8_matmul(a, w.T)), ref, flops)
+    a32, w32 = a.astype(np.int32), np.ascontiguousarray(w.T.astype(np.int32))
+    t = time.perf_counter()
+    a32 @ w32
+    row("NumPy int32 matmul (no integer BLAS; 1 run)", time.perf_counter() - t, ref, flops)
+    if torch is not None and hasattr(torch, "_int_mm"):
+        ta, tw = torch.from_numpy(a), torch.from_numpy(np.ascontiguousarray(w.T))
+        row("PyTorch torch._int_mm", median_time(lambda: torch._int_mm(ta, tw)), ref, flops)
+    print("  instructions in the compiled kernels:", {k: {m: c for m, c in K.instruction_counts(k).items() if c}
+                                                       for k in (["dense", "portable"] + (["vnni"] if K.has_vnni() else []))})
+
+
+# ----- thread settings: OpenBLAS and Numba-parallel calls alternating in one process ------
+SETTINGS = {
+    "library defaults": {"NUMBA_THREADING_LAYER": "default", "OPENBLAS_THREAD_TIMEOUT": "28"},
+    "workqueue + OPENBLAS_THREAD_TIMEOUT=4": {"NUMBA_THREADING_LAYER": "workqueue", "OPENBLAS_THREAD_TIMEOUT": "4"},
+    "omp + GOMP_SPINCOUNT=10000 + OPENBLAS_THREAD_TIMEOUT=4": {
+        "NUMBA_THREADING_LAYER": "omp", "GOMP_SPINCOUNT": "10000", "OPENBLAS_THREAD_TIMEOUT": "4"},
+}
+
+
+def alternation():
+    """Median times of an MLP-sized OpenBLAS product and our kernel, alone and alternating."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((128, 784)).astype(np.float32)
+    b = rng.standard_normal((784, 256)).astype(np.float32)
+    blas, ours = (lambda: a @ b), (lambda: K.matmul(a, b))
+    alone = median_time(blas, 30), median_time(ours, 30)
+    mixed = [[], []]
+    for _ in range(60):
+        for i, fn in enumerate((blas, ours)):
+            t = time.perf_counter()
+            fn()
+            mixed[i].append(time.perf_counter() - t)
+    from numba import threading_layer
+    print(f"{threading_layer()} {alone[0]} {alone[1]} {np.median(mixed[0])} {np.median(mixed[1])}")
+
+
+def bench_threads():
+    print("thread settings, 128x784x256 float32 (ms): alone, then alternating OpenBLAS / ours")
+    print(f"  {'setting':<56} {'layer':<10} {'BLAS':>6} {'ours':>6} {'BLAS alt':>8} {'ours alt':>8}")
+    for name, env in SETTINGS.items():
+        full_env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_THREADING_LAYER", "GOMP_SPINCOUNT")}
+        full_env.update(env)
+        out = subprocess.run([sys.executable, __file__, "--alternation"], env=full_env, capture_output=True,
+                             text=True, check=True).stdout.split()
+        layer, times = out[0], [float(v) * 1e3 for v in out[1:]]
+        print(f"  {name:<56} {layer:<10} " + " ".join(f"{t:8.3f}" for t in times))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", action="store_true", help="compare thread settings in subprocesses")
+    parser.add_argument("--alternation", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.alternation:
+        return alternation()
+    if args.threads:
+        return bench_threads()
+    from numba import threading_layer
+    from threadpoolctl import threadpool_info
+    K.matmul(np.ones((2, 2), np.float32), np.ones((2, 2), np.float32))   # starts Numba's pool
+    blas = [f"{p['internal_api']} {p['version']} ({p.get('architecture')}, {p['num_threads']} threads)"
+            for p in threadpool_info() if p["user_api"] == "blas"]
+    print(f"BLAS: {', '.join(blas)}; Numba threading layer: {threading_layer()}; "
+          f"VNNI: {K.has_vnni()}; PyTorch: {torch.__version__ if torch else 'not installed'}; "
+          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')}")
+    rng = np.random.default_rng(0)
+    bench_dense(rng)
+    bench_csr(rng)
+    bench_int8(rng)
+
+
+if __name__ == "__main__":
+    main()
