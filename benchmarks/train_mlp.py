@@ -1,0 +1,87 @@
+"""Training throughput of the engine against a hand-written NumPy forward/backward of the same network.
+
+784-256-128-10 MLP, ReLU, cross entropy, plain SGD, batch 128, on random data of MNIST's shape.
+Both run in this process, interleaved, so the ratio is fair on a noisy machine.
+Goal (issue 2): the engine reaches at least 0.7x the hand-written NumPy throughput.
+
+    python benchmarks/train_mlp.py [--repeats 7] [--steps 50]
+"""
+import argparse
+import time
+
+import numpy as np
+
+import minitorch_compress as mc
+from minitorch_compress import functional as F, nn, optim
+
+SIZES = (784, 256, 128, 10)
+BATCH = 128
+
+
+def make_batches(steps):
+    rng = np.random.default_rng(0)
+    return [(rng.random((BATCH, SIZES[0]), dtype=np.float32), rng.integers(0, 10, BATCH)) for _ in range(steps)]
+
+
+def engine_epoch(model, opt, batches):
+    for x, y in batches:
+        loss = F.cross_entropy(model(mc.tensor(x)), mc.tensor(y))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+def numpy_epoch(weights, batches, lr=0.01):
+    """The same step written out by hand: forward, softmax-cross-entropy gradient, backward, SGD."""
+    for x, y in batches:
+        activations = [x]
+        for i, (w, b) in enumerate(weights):
+            z = activations[-1] @ w.T + b
+            activations.append(np.maximum(z, 0) if i < len(weights) - 1 else z)
+        logits = activations[-1]
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        p[np.arange(len(y)), y] -= 1
+        g = p / len(y)
+        for i in reversed(range(len(weights))):
+            w, b = weights[i]
+            grad_w, grad_b = g.T @ activations[i], g.sum(axis=0)
+            if i:
+                g = (g @ w) * (activations[i] > 0)
+            w -= lr * grad_w
+            b -= lr * grad_b
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=50)
+    args = parser.parse_args()
+
+    mc.manual_seed(0)
+    model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10))
+    opt = optim.SGD(model.parameters(), lr=0.01)
+    weights = [(m.weight.data.copy(), m.bias.data.copy()) for m in model if isinstance(m, nn.Linear)]
+    batches = make_batches(args.steps)
+    samples = args.steps * BATCH
+
+    runs = {"engine": lambda: engine_epoch(model, opt, batches), "hand-written numpy": lambda: numpy_epoch(weights, batches)}
+    for run in runs.values():  # warm up caches and allocators
+        run()
+    times = {name: [] for name in runs}
+    for _ in range(args.repeats):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+
+    print(f"784-256-128-10 MLP, batch {BATCH}, {args.steps} steps x {args.repeats} repeats (medians)")
+    throughput = {name: samples / np.median(t) for name, t in times.items()}
+    for name, value in throughput.items():
+        print(f"  {name:20s} {value:10,.0f} samples/s")
+    ratio = throughput["engine"] / throughput["hand-written numpy"]
+    print(f"  engine / hand-written numpy = {ratio:.2f}x   (goal >= 0.70x)")
+
+
+if __name__ == "__main__":
+    main()
