@@ -1,0 +1,28 @@
+"""Quantization, as ``torch.ao.quantization``: integers instead of floats, 4x smaller and faster.
+
+- ``qtensor``: ``quantize_per_tensor``/``quantize_per_channel`` -> ``QTensor`` (the arithmetic).
+- ``observers``: ``MinMaxObserver``, ``MovingAverageMinMaxObserver``, ``PerChannelMinMaxObserver``,
+  ``HistogramObserver`` choose scale and zero point from the values they see.
+- ``fake_quant``: ``fake_quantize_per_tensor_affine`` and ``FakeQuantize`` (straight-through estimator).
+- ``qconfig``, ``stubs``, ``qat``, ``modules``, ``convert``: the workflow ``prepare`` -> calibrate ->
+  ``convert``, ``prepare_qat`` -> train -> ``convert``, and ``quantize_dynamic``. Converted layers
+  (``quant.nn.Linear``, ``quant.nn.DynamicLinear``) run on the int8 kernel.
+"""
+from . import modules, qat
+from . import modules as nn
+from .convert import (DEFAULT_DYNAMIC_QUANT_MODULE_MAPPINGS, DEFAULT_QAT_MODULE_MAPPINGS,
+                      DEFAULT_STATIC_QUANT_MODULE_MAPPINGS, convert, prepare, prepare_qat, propagate_qconfig_,
+                      quantize_dynamic)
+from .fake_quant import (FakeQuantize, default_fake_quant, default_per_channel_weight_fake_quant,
+                         default_weight_fake_quant, disable_fake_quant, disable_observer, enable_fake_quant,
+                         enable_observer, fake_quantize_per_channel_affine, fake_quantize_per_tensor_affine)
+from .observers import (HistogramObserver, MinMaxObserver, MovingAverageMinMaxObserver,
+                        MovingAveragePerChannelMinMaxObserver, ObserverBase, PerChannelMinMaxObserver,
+                        default_histogram_observer, default_observer, default_per_channel_weight_observer,
+                        default_weight_observer)
+from .qconfig import (QConfig, default_dynamic_qconfig, default_per_channel_qconfig, default_qat_qconfig,
+                      default_qconfig, get_default_qat_qconfig, get_default_qconfig, qconfig_for_bits)
+from .qtensor import QTensor, dtype_range, quantize_per_channel, quantize_per_tensor
+from .stubs import DeQuantize, DeQuantStub, Quantize, QuantStub
+
+qint8, quint8 = "qint8", "quint8"
