@@ -1,0 +1,49 @@
+"""The knowledge-distillation loss of Hinton, Vinyals & Dean (2015), "Distilling the Knowledge
+in a Neural Network" (arXiv:1503.02531).
+
+The teacher's logits z_t, softened by a temperature T, give soft targets p_t = softmax(z_t / T);
+the student learns to match them with its own softened distribution p_s = softmax(z_s / T):
+
+    kd_loss = alpha * T^2 * KL(p_t || p_s) + (1 - alpha) * cross_entropy(z_s, target)
+
+KL is the batch mean of sum_i p_t,i (log p_t,i - log p_s,i). The gradient of the soft term
+with respect to z_s scales as 1/T^2, so the T^2 factor keeps the two terms' gradients of
+comparable size when T changes (Hinton et al., section 2).
+"""
+import math
+
+from .. import functional as F
+from ..tensor import Tensor
+
+
+def check_hyperparameters(temperature, alpha):
+    """Raise ``ValueError`` unless T is a finite number > 0 and alpha is in [0, 1]."""
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
+            math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature={temperature!r} must be a finite number > 0")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
+        raise ValueError(f"alpha={alpha!r} must be a number in [0, 1]")
+
+
+def soft_target_loss(student_logits, teacher_logits, temperature):
+    """T^2 * KL(softmax(teacher / T) || softmax(student / T)), the batch mean: the soft term of ``kd_loss``.
+
+    The teacher's logits are constants (detached): only the student learns.
+    """
+    for name, logits in (("student_logits", student_logits), ("teacher_logits", teacher_logits)):
+        if not isinstance(logits, Tensor):
+            raise TypeError(f"{name} must be a Tensor, got {type(logits).__name__}")
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(f"student logits shape {student_logits.shape} and "
+                         f"teacher logits shape {teacher_logits.shape} differ")
+    check_hyperparameters(temperature, 0.0)
+    log_p_student = F.log_softmax(student_logits / temperature, dim=1)
+    p_teacher = F.softmax(teacher_logits.detach() / temperature, dim=1)
+    return F.kl_div(log_p_student, p_teacher, reduction="batchmean") * temperature ** 2
+
+
+def kd_loss(student_logits, teacher_logits, target, temperature, alpha):
+    """alpha * T^2 * KL(softmax(teacher/T) || softmax(student/T)) + (1 - alpha) * cross_entropy(student, target)."""
+    check_hyperparameters(temperature, alpha)
+    soft = soft_target_loss(student_logits, teacher_logits, temperature)
+    return soft * alpha + F.cross_entropy(student_logits, target) * (1 - alpha)
