@@ -23,26 +23,31 @@ try:
     import torch
 except ImportError:
     torch = None
-try:
-    import scipy.sparse as scipy_sparse
-except ImportError:
-    scipy_sparse = None
+import scipy.sparse as scipy_sparse  # noqa: E402
 
 SPARSITIES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
 
-def median_time(fn, min_repeats=7, budget=0.5):
-    """Median seconds of ``fn()`` after one warm-up call; repeats until ``budget`` s are spent."""
-    fn()
-    times = []
-    start = time.perf_counter()
-    while len(times) < min_repeats or time.perf_counter() - start < budget:
-        t = time.perf_counter()
+def median_times(*fns, min_repeats=7, budget=1.0):
+    """Median seconds of each ``fn()``, after a warm-up call of each (which compiles).
+
+    The functions are called in turn, round after round, until ``budget`` seconds are spent, so
+    that load from other processes falls on all of them alike and their ratios stay comparable.
+    """
+    for fn in fns:
         fn()
-        times.append(time.perf_counter() - t)
-        if len(times) >= 200:
-            break
-    return float(np.median(times))
+    times = [[] for _ in fns]
+    start = time.perf_counter()
+    while len(times[0]) < min_repeats or (time.perf_counter() - start < budget and len(times[0]) < 200):
+        for fn, ts in zip(fns, times):
+            t = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t)
+    return [float(np.median(ts)) for ts in times]
+
+
+def median_time(fn, min_repeats=7, budget=0.5):
+    return median_times(fn, min_repeats=min_repeats, budget=budget)[0]
 
 
 def row(label, seconds, reference, flops=None):
@@ -56,10 +61,10 @@ def bench_dense(rng):
         a = rng.standard_normal((m, k)).astype(np.float32)
         b = rng.standard_normal((k, n)).astype(np.float32)
         flops = 2 * m * n * k
-        ref = median_time(lambda: a @ b)
+        ref, ours = median_times(lambda: a @ b, lambda: K.matmul(a, b))
         print(f" {m}x{k}x{n}")
         row("OpenBLAS (NumPy)", ref, ref, flops)
-        row("ours: kernels.matmul", median_time(lambda: K.matmul(a, b)), ref, flops)
+        row("ours: kernels.matmul", ours, ref, flops)
         if torch is not None:
             ta, tb = torch.from_numpy(a), torch.from_numpy(b)
             row("PyTorch", median_time(lambda: ta @ tb), ref, flops)
@@ -69,24 +74,21 @@ def bench_csr(rng):
     print("CSR x dense: y = x @ W.T, W 1024x1024 pruned at random, x 256x1024 (ratio vs dense OpenBLAS)")
     x = rng.standard_normal((256, 1024)).astype(np.float32)
     w_full = rng.standard_normal((1024, 1024)).astype(np.float32)
-    dense_time = median_time(lambda: x @ w_full.T)
-    row("dense OpenBLAS x @ W.T", dense_time, dense_time)
     break_even = None
     for sparsity in SPARSITIES:
         w = np.where(rng.random(w_full.shape) < sparsity, 0, w_full).astype(np.float32)
         ours = CSRMatrix.from_dense(w)
-        t_ours = median_time(lambda: (ours @ x.T).T)   # includes the copy of x.T, as SparseLinear does
-        print(f" sparsity {sparsity:.2f} (nnz {ours.nnz})")
-        row("ours: (W_csr @ x.T).T", t_ours, dense_time)
-        if scipy_sparse is not None:
-            ws = scipy_sparse.csr_matrix(w)
-            t_scipy = median_time(lambda: (ws @ x.T).T)
-            row("SciPy csr", t_scipy, dense_time)
-            print(f"  {'ours vs SciPy':<44} {t_scipy / t_ours:7.2f}x")
+        ws = scipy_sparse.csr_matrix(w)
+        # ours includes the copy of x.T, as SparseLinear pays it; dense timed again alongside
+        t_dense, t_ours, t_scipy = median_times(lambda: x @ w_full.T, lambda: (ours @ x.T).T, lambda: (ws @ x.T).T)
+        print(f" sparsity {sparsity:.2f} (nnz {ours.nnz}; dense OpenBLAS alongside: {t_dense * 1e3:.3f} ms)")
+        row("ours: (W_csr @ x.T).T", t_ours, t_dense)
+        row("SciPy csr", t_scipy, t_dense)
+        print(f"  {'ours vs SciPy':<44} {t_scipy / t_ours:7.2f}x")
         if torch is not None:
             wt, xt = torch.from_numpy(w).to_sparse_csr(), torch.from_numpy(x)
-            row("PyTorch sparse_csr", median_time(lambda: (wt @ xt.T).T), dense_time)
-        if break_even is None and t_ours <= dense_time:
+            row("PyTorch sparse_csr", median_time(lambda: (wt @ xt.T).T), t_dense)
+        if break_even is None and t_ours <= t_dense:
             break_even = sparsity
     print(f" break-even with dense OpenBLAS: {'none up to 0.95' if break_even is None else f'at sparsity {break_even:.2f}'}"
           f" (the lowest tested sparsity at which ours is at least as fast)")
@@ -98,16 +100,19 @@ def bench_int8(rng):
     a = rng.integers(-128, 128, (n, n), dtype=np.int8)
     w = rng.integers(-128, 128, (n, n), dtype=np.int8)
     af, wtf = a.astype(np.float32), np.ascontiguousarray(w.T.astype(np.float32))
-    ref = median_time(lambda: af @ wtf)
     flops = 2 * n ** 3
-    row("OpenBLAS float32 (NumPy)", ref, ref, flops)
     packed = K.pack_int8_weight(w)
     print(f"  packing the weight once: {median_time(lambda: K.pack_int8_weight(w)) * 1e3:.2f} ms"
           f" (VNNI layout: {packed.vnni is not None})")
-    row("ours portable (pre-packed)", median_time(lambda: K.int8_linear(a, packed, kernel="portable")), ref, flops)
+    fns = {"OpenBLAS float32 (NumPy)": lambda: af @ wtf,
+           "ours portable (pre-packed)": lambda: K.int8_linear(a, packed, kernel="portable"),
+           "ours int8_matmul(a, b) (packs b per call)": lambda: K.int8_matmul(a, w.T)}
     if K.has_vnni():
-        row("ours VNNI (pre-packed)", median_time(lambda: K.int8_linear(a, packed, kernel="vnni")), ref, flops)
-    row("ours int8_matmul(a, b) (packs b per call)", median_time(lambda: K.int8_matmul(a, w.T)), ref, flops)
+        fns["ours VNNI (pre-packed)"] = lambda: K.int8_linear(a, packed, kernel="vnni")
+    times = median_times(*fns.values())
+    ref = times[0]
+    for label, t in zip(fns, times):
+        row(label, t, ref, flops)
     # NumPy has no integer BLAS: time 64 rows once and scale up (the full product takes ~10 s)
     a32, w32 = a[:64].astype(np.int32), np.ascontiguousarray(w.T.astype(np.int32))
     t = time.perf_counter()
