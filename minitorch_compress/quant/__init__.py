@@ -7,12 +7,15 @@
 - ``qconfig``, ``stubs``, ``qat``, ``modules``, ``convert``: the workflow ``prepare`` -> calibrate ->
   ``convert``, ``prepare_qat`` -> train -> ``convert``, and ``quantize_dynamic``. Converted layers
   (``quant.nn.Linear``, ``quant.nn.DynamicLinear``) run on the int8 kernel.
+
+Beyond PyTorch: ``kmeans`` (Deep Compression's weight sharing), ``size`` (exact bytes of float,
+b-bit, k-means and CSR storage) and ``sweep`` (accuracy against size over bit widths).
 """
-from . import modules, qat
+from . import kmeans, modules, qat, size, sweep
 from . import modules as nn
 from .convert import (DEFAULT_DYNAMIC_QUANT_MODULE_MAPPINGS, DEFAULT_QAT_MODULE_MAPPINGS,
                       DEFAULT_STATIC_QUANT_MODULE_MAPPINGS, convert, prepare, prepare_qat, propagate_qconfig_,
-                      quantize_dynamic)
+                      quantize, quantize_dynamic, quantize_qat)
 from .fake_quant import (FakeQuantize, default_fake_quant, default_per_channel_weight_fake_quant,
                          default_weight_fake_quant, disable_fake_quant, disable_observer, enable_fake_quant,
                          enable_observer, fake_quantize_per_channel_affine, fake_quantize_per_tensor_affine)
@@ -23,6 +26,9 @@ from .observers import (HistogramObserver, MinMaxObserver, MovingAverageMinMaxOb
 from .qconfig import (QConfig, default_dynamic_qconfig, default_per_channel_qconfig, default_qat_qconfig,
                       default_qconfig, get_default_qat_qconfig, get_default_qconfig, qconfig_for_bits)
 from .qtensor import QTensor, dtype_range, quantize_per_channel, quantize_per_tensor
+from .kmeans import kmeans_quantize
+from .size import model_size_bytes, size_breakdown
 from .stubs import DeQuantize, DeQuantStub, Quantize, QuantStub
+from .sweep import bitwidth_sweep
 
 qint8, quint8 = "qint8", "quint8"

@@ -142,6 +142,5 @@ def remove(module, name="weight"):
     for suffix in ("_centroids", "_indices", "_mask"):
         if hasattr(module, name + suffix):
             delattr(module, name + suffix)
-    delattr(module, name)
-    module.register_parameter(name, Parameter(weight))
+    setattr(module, name, Parameter(weight))  # registering the parameter replaces the plain attribute
     return module

@@ -1,0 +1,131 @@
+"""quant.nn: the int8 layers against float references computed from their own integers."""
+import numpy as np
+import pytest
+
+import minitorch_compress as mc
+from minitorch_compress import kernels, nn, quant
+from minitorch_compress.quant.modules import choose_qparams
+
+F32 = np.float32
+
+
+def calibrated_layer(per_channel=False, seed=0):
+    """A converted QuantStub -> Linear(16, 8) -> DeQuantStub, its float model and its calibration data."""
+    mc.manual_seed(seed)
+    model = nn.Sequential(quant.QuantStub(), nn.Linear(16, 8), quant.DeQuantStub())
+    model.qconfig = quant.default_per_channel_qconfig if per_channel else quant.default_qconfig
+    prepared = quant.prepare(model)
+    data = mc.randn(96, 16)
+    for i in range(0, 96, 32):
+        prepared(data[i:i + 32])
+    return quant.convert(prepared), model, data
+
+
+def reference_requantized(qlinear, x_q):
+    """Dequantize input and weight, compute in float64 with the int32-quantized bias, quantize the output."""
+    x = x_q.dequantize().data.astype(np.float64)
+    w = qlinear.weight().dequantize().data.astype(np.float64)
+    bias_scale = x_q.q_scale() * np.asarray(qlinear._w_scale, np.float64)
+    q_bias = np.rint(qlinear.bias().data / bias_scale)
+    y = x @ w.T + q_bias * bias_scale
+    q = np.rint(y / qlinear.scale) + qlinear.zero_point
+    return np.clip(q, qlinear.quant_min, qlinear.quant_max)
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_quantized_linear_equals_dequantize_float_requantize(per_channel):
+    qmodel, _, _ = calibrated_layer(per_channel)
+    quantize, qlinear = qmodel[0], qmodel[1]
+    assert type(qlinear) is quant.nn.Linear
+    assert qlinear.weight().qscheme() == ("per_channel_affine" if per_channel else "per_tensor_affine")
+    x_q = quantize(mc.randn(200, 16))
+    out = qlinear(x_q)
+    assert isinstance(out, quant.QTensor) and out.dtype == "quint8" and out.shape == (200, 8)
+    diff = np.abs(out.int_repr().data.astype(int) - reference_requantized(qlinear, x_q))
+    assert diff.max() <= 1 and (diff == 0).mean() > 0.99  # only float rounding at exact .5 ties may differ
+
+
+def test_quantized_linear_accumulates_exactly_on_the_int8_kernel():
+    qmodel, _, _ = calibrated_layer()
+    qlinear = qmodel[1]
+    x_q = qmodel[0](mc.randn(5, 16)).int_repr().data
+    codes = qlinear.weight().int_repr().data
+    exact = x_q.astype(np.int64) @ codes.astype(np.int64).T
+    np.testing.assert_array_equal(kernels.int8_linear(x_q, qlinear._packed), exact)
+
+
+def test_converted_model_error_is_within_the_rounding_bound():
+    # x and W are each off by at most half a step: |x^W^T - xW^T| <= s_x/2 sum|W| + s_w/2 sum|x| + K s_x s_w/4;
+    # the int32 bias is off by at most s_x s_w / 2 and the output rounding by s_y / 2.
+    qmodel, model, data = calibrated_layer()
+    with mc.no_grad():
+        expected = model(data).data.astype(np.float64)
+    s_x, s_w, s_y = qmodel[0].scale, qmodel[1].weight().q_scale(), qmodel[1].scale
+    bound = (s_x / 2 * np.abs(model[1].weight.data).sum(axis=1) + s_w / 2 * np.abs(data.data).sum(axis=1, keepdims=True)
+             + 16 * s_x * s_w / 4 + s_x * s_w / 2 + s_y / 2)
+    error = np.abs(qmodel(data).data - expected)
+    assert (error <= bound * (1 + 1e-5)).all()
+    assert error.max() > s_y / 4  # the bound is not vacuous: quantization does change the outputs
+
+
+def test_int8_model_matches_its_fake_quant_twin_to_one_step():
+    mc.manual_seed(0)
+    model = nn.Sequential(quant.QuantStub(), nn.Linear(16, 8), quant.DeQuantStub())
+    model.qconfig = quant.default_qat_qconfig
+    twin = quant.prepare_qat(model)
+    for _ in range(3):
+        twin(mc.randn(32, 16))
+    twin.apply(quant.disable_observer)
+    x = mc.randn(300, 16)
+    with mc.no_grad():
+        fake = twin(x).data
+    qmodel = quant.convert(twin)
+    step = qmodel[1].scale
+    assert np.abs(qmodel(x).data - fake).max() <= step * (1 + 1e-5)
+
+
+def test_quantized_relu_keeps_scale_and_clamps_at_the_zero_point():
+    q = quant.quantize_per_tensor(mc.tensor([-1.0, -0.1, 0.0, 0.4]), 0.1, 3, "quint8")
+    out = quant.nn.ReLU()(q)
+    np.testing.assert_array_equal(out.int_repr().data, [3, 3, 3, 7])
+    assert (out.q_scale(), out.q_zero_point()) == (0.1, 3)
+    np.testing.assert_array_equal(quant.nn.ReLU()(mc.tensor([-1.0, 2.0])).data, [0.0, 2.0])
+
+
+def test_choose_qparams_by_hand():
+    # scale = 4/255; zero point from min = 0 + 63.75 (smaller error than from max) -> 64
+    scale, zero_point = choose_qparams(-1.0, 3.0)
+    assert scale == pytest.approx(4 / 255, rel=1e-15) and zero_point == 64
+    assert choose_qparams(-1.0, 3.0, reduce_range=True) == (pytest.approx(4 / 127, rel=1e-15), 32)
+    assert choose_qparams(0.0, 0.0) == (0.1, 0)                      # an all-zero batch
+    assert choose_qparams(2.0, 5.0) == (pytest.approx(5 / 255), 0)  # widened to include 0
+    scale, zero_point = choose_qparams(0.0, 1e-6)                   # tiny: raised to float16's smallest normal
+    assert scale == pytest.approx(6.1e-5, rel=1e-6) and zero_point == 0
+
+
+def test_dynamic_linear_matches_its_integer_reference():
+    mc.manual_seed(0)
+    layer = nn.Linear(16, 4)
+    dynamic = quant.nn.DynamicLinear.from_float(layer)
+    x = mc.randn(10, 16)
+    scale, zero_point = choose_qparams(x.data.min(), x.data.max(), reduce_range=True)
+    x_q = np.clip(np.rint(x.data * (F32(1) / F32(scale))) + zero_point, 0, 127)
+    w = dynamic.weight()
+    assert w.qscheme() == "per_tensor_affine" and w.q_zero_point() == 0
+    assert w.q_scale() == pytest.approx(np.abs(layer.weight.data).max() / 127.5, rel=1e-6)
+    acc = (x_q - zero_point) @ w.int_repr().data.astype(np.float64).T
+    expected = acc * F32(scale) * F32(w.q_scale()) + layer.bias.data
+    np.testing.assert_allclose(dynamic(x).data, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dynamic(x).data, layer(x).data, atol=0.05)
+
+
+def test_layer_input_errors():
+    qmodel, _, _ = calibrated_layer()
+    with pytest.raises(TypeError, match="QuantStub"):
+        qmodel[1](mc.randn(2, 16))
+    with pytest.raises(ValueError, match="in_features=16"):
+        qmodel[1](qmodel[0](mc.randn(2, 15)))
+    with pytest.raises(TypeError, match="QTensor"):
+        qmodel[2](mc.randn(2, 8))
+    with pytest.raises(TypeError, match="float Tensor"):
+        quant.nn.DynamicLinear(4, 2)(qmodel[0](mc.randn(2, 4)))
