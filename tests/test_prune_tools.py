@@ -1,4 +1,6 @@
 """The course's pruning tools: criteria, granularities, scopes, schedules, regrowth, thinning, sensitivity."""
+import copy
+
 import numpy as np
 import pytest
 
@@ -36,24 +38,27 @@ def test_accumulated_criteria_follow_their_formulas():
     layer = linear_with(w)
     taylor = prune.GradientMagnitude().accumulate(layer, loader, loss)
     movement = prune.Movement().accumulate(layer, loader, loss)
-    np.testing.assert_allclose(taylor.scores(layer, "weight"), [[0.5, 8.0], [2.0, 1.25]])     # |w g1| + |w g2|
-    np.testing.assert_allclose(movement.scores(layer, "weight"), -(w * grads[0]) - (w * grads[1]))
-    np.testing.assert_allclose(movement.scores(layer, "weight"), [[-0.5, 8.0], [2.0, -0.25]])
+    np.testing.assert_allclose(taylor.scores(layer), [[0.5, 8.0], [2.0, 1.25]])     # |w g1| + |w g2|
+    np.testing.assert_allclose(movement.scores(layer), -(w * grads[0]) - (w * grads[1]))
+    np.testing.assert_allclose(movement.scores(layer), [[-0.5, 8.0], [2.0, -0.25]])
     assert layer.weight.grad is None                    # accumulate leaves no gradients behind
 
 
-def test_accumulated_scores_survive_pruning_and_need_accumulation():
-    layer = linear_with(tie_free((3, 4)))
+def test_accumulated_scores_are_kept_by_name_through_pruning_and_copies():
+    model = nn.Sequential(linear_with(tie_free((3, 4))), nn.ReLU(), linear_with(tie_free((2, 3), seed=1)))
     criterion = prune.GradientMagnitude()
-    with pytest.raises(ValueError, match="accumulate"):
-        criterion.scores(layer, "weight")
-    loader = [(mc.randn(5, 4), mc.tensor(np.arange(5) % 3))]
-    criterion.accumulate(layer, loader)
-    before = criterion.scores(layer, "weight").copy()
-    prune.prune_model(layer, 0.5, criterion=criterion)
-    np.testing.assert_array_equal(criterion.scores(layer, "weight"), before)
-    kept = mask_of(layer).astype(bool)
+    with pytest.raises(ValueError, match="'0.weight'.*accumulate"):
+        criterion.scores(model, "0")
+    criterion.accumulate(model, [(mc.randn(5, 4), mc.tensor(np.arange(5) % 2))])
+    before = criterion.scores(model, "0").copy()
+    twin = copy.deepcopy(model)
+    prune.prune_model(twin, 0.5, criterion=criterion)               # scores found by name in the copy
+    kept = mask_of(twin[0]).astype(bool)
     assert before[kept].min() > before[~kept].max()
+    prune.prune_model(model, 0.5, criterion=criterion)
+    np.testing.assert_array_equal(criterion.scores(model, "0"), before)
+    with pytest.raises(ValueError, match="'7'"):
+        prune.Magnitude().scores(model, "7")
 
 
 def test_random_criterion_is_seeded():

@@ -1,7 +1,8 @@
 """Pruning criteria: how important is each weight?
 
-A criterion scores a parameter elementwise, higher meaning "keep": ``criterion.scores(module, name)``
-returns an array shaped like ``module.<name>``. Granularities (``granularity.py``) turn element
+A criterion scores a parameter elementwise, higher meaning "keep": ``criterion.scores(model, layer)``
+returns an array shaped like the weight of ``model``'s submodule named ``layer`` (``""`` is the
+model itself; ``name=`` picks another parameter). Granularities (``granularity.py``) turn element
 scores into scores of neurons, filters, blocks or N:M groups, and scopes (``scope.py``) rank them
 per layer or over the whole network, so every criterion works with every granularity and scope.
 
@@ -13,8 +14,9 @@ per layer or over the whole network, so every criterion works with every granula
   high, whatever their size (Sanh et al., 2020).
 
 The last two accumulate while training: pass them to a ``Pruner`` (which forwards
-``on_after_backward``) or call ``accumulate(model, loader)``. Weights are read as the forward pass
-sees them (``orig * mask`` once pruned), so a pruned weight scores as a zero weight.
+``on_after_backward``) or call ``accumulate(model, loader)``. Their sums are kept by parameter
+name, so they apply to copies of the model too, and survive pruning. Weights are read as the
+forward pass sees them (``orig * mask`` once pruned), so a pruned weight scores as a zero weight.
 """
 from abc import ABC, abstractmethod
 
@@ -25,10 +27,17 @@ from ..random import get_rng
 from .methods import pruned_tensor
 
 
+def _module(model, layer):
+    modules = dict(model.named_modules())
+    if layer not in modules:
+        raise ValueError(f"the model has no submodule {layer!r}; it has {list(modules)}")
+    return modules[layer]
+
+
 class Criterion(ABC):
     @abstractmethod
-    def scores(self, module, name):
-        """One score per element of ``module.<name>``; higher means more important."""
+    def scores(self, model, layer="", name="weight"):
+        """One score per element of parameter ``name`` of submodule ``layer``; higher means more important."""
 
 
 class Magnitude(Criterion):
@@ -39,8 +48,8 @@ class Magnitude(Criterion):
             raise ValueError(f"p={p!r} must be a positive finite number")
         self.p = p
 
-    def scores(self, module, name):
-        return np.abs(pruned_tensor(module, name)) ** self.p
+    def scores(self, model, layer="", name="weight"):
+        return np.abs(pruned_tensor(_module(model, layer), name)) ** self.p
 
     def __repr__(self):
         return f"Magnitude(p={self.p})"
@@ -49,19 +58,15 @@ class Magnitude(Criterion):
 class Random(Criterion):
     """Independent U[0, 1) scores from the package generator (``mc.manual_seed``)."""
 
-    def scores(self, module, name):
-        return get_rng().random(pruned_tensor(module, name).shape)
+    def scores(self, model, layer="", name="weight"):
+        return get_rng().random(pruned_tensor(_module(model, layer), name).shape)
 
     def __repr__(self):
         return "Random()"
 
 
 class AccumulatedCriterion(Criterion):
-    """A score summed over training steps from each weight and its gradient.
-
-    Sums are kept per parameter object, which pruning preserves (``<name>_orig`` is the same
-    ``Parameter``), so scores survive a pruning step in the middle of training.
-    """
+    """A score summed over training steps from each weight and its gradient, kept by parameter name."""
 
     def __init__(self):
         self._sums = {}
@@ -71,16 +76,16 @@ class AccumulatedCriterion(Criterion):
         """This step's contribution for weights ``w`` (masked) and gradients ``g`` of the loss."""
 
     def on_after_backward(self, model, step):
-        for module in model.modules():
+        for prefix, module in model.named_modules():
             masks = dict(module.named_buffers(recurse=False))
             for pname, param in module.named_parameters(recurse=False):
                 if param.grad is None:
                     continue
                 pruned = pname.endswith("_orig") and pname[:-5] + "_mask" in masks
                 name = pname[:-5] if pruned else pname
+                key = f"{prefix}.{name}" if prefix else name
                 contribution = self.term(pruned_tensor(module, name), param.grad)
-                total = self._sums.get(id(param))
-                self._sums[id(param)] = contribution if total is None else total + contribution
+                self._sums[key] = contribution if key not in self._sums else self._sums[key] + contribution
 
     def accumulate(self, model, loader, loss_fn=F.cross_entropy, batches=None):
         """Add the terms of up to ``batches`` batches of ``loader`` (forward and backward, no update)."""
@@ -99,15 +104,12 @@ class AccumulatedCriterion(Criterion):
     def reset(self):
         self._sums.clear()
 
-    def scores(self, module, name):
-        params = dict(module.named_parameters(recurse=False))
-        param = params.get(name + "_orig", params.get(name))
-        if param is None:
-            raise ValueError(f"{type(module).__name__} has no parameter {name!r}")
-        if id(param) not in self._sums:
-            raise ValueError(f"{type(self).__name__} has no gradients for parameter {name!r} of "
-                             f"{type(module).__name__}: call accumulate(model, loader) or train with a Pruner first")
-        return self._sums[id(param)]
+    def scores(self, model, layer="", name="weight"):
+        key = f"{layer}.{name}" if layer else name
+        if key not in self._sums:
+            raise ValueError(f"{type(self).__name__} has no gradients for parameter {key!r}: "
+                             "call accumulate(model, loader) or train with a Pruner first")
+        return self._sums[key]
 
     def __repr__(self):
         return f"{type(self).__name__}()"

@@ -74,19 +74,18 @@ def compute_masks(model, sparsity, criterion=None, granularity=None, scope="loca
             _check_sparsity(target, f"sparsity for layer {name!r}")
 
     if scope == "local":
-        return OrderedDict((name, granularity.local_mask(criterion.scores(layers[name], "weight"),
-                                                         _alive(layers[name]), target))
+        return OrderedDict((name, granularity.local_mask(criterion.scores(model, name), _alive(layers[name]), target))
                            for name, target in targets.items())
     if isinstance(granularity, NM):
         raise ValueError("N:M sparsity is a rule inside each group of m weights; use scope='local'")
-    return _global_masks(layers, sparsity, criterion, granularity)
+    return _global_masks(model, layers, sparsity, criterion, granularity)
 
 
-def _global_masks(layers, sparsity, criterion, granularity):
+def _global_masks(model, layers, sparsity, criterion, granularity):
     ids, means, sizes = {}, [], []
     for name, module in layers.items():
         ids[name] = granularity.group_ids(module.weight.shape)
-        m, s = group_scores(ids[name], criterion.scores(module, "weight"), _alive(module))
+        m, s = group_scores(ids[name], criterion.scores(model, name), _alive(module))
         means.append(m)
         sizes.append(s)
     means, sizes = np.concatenate(means), np.concatenate(sizes)

@@ -15,8 +15,8 @@ from .scope import compute_masks, prunable_layers
 def sensitivity_scan(model, layers, sparsities, eval_fn, criterion=None, granularity=None):
     """Table of ``(layer, sparsity, metric)``: ``eval_fn(pruned copy)`` with one layer pruned at a time.
 
-    ``layers`` is a layer name, a list of names, or None for every prunable layer. Masks come
-    from ``model`` itself (so accumulated criteria keep their scores); ``model`` is not changed.
+    ``layers`` is a layer name, a list of names, or None for every prunable layer. ``model`` is
+    not changed.
     """
     names = list(prunable_layers(model)) if layers is None else [layers] if isinstance(layers, str) else list(layers)
     sparsities = list(sparsities)
