@@ -118,6 +118,7 @@ def test_quantize_dynamic_returns_a_converted_copy():
         np.testing.assert_allclose(dynamic(x).data, model(x).data, atol=0.05)
     only_first = quant.quantize_dynamic(model, {"0"})
     assert [type(m) for m in only_first] == [quant.nn.DynamicLinear, nn.ReLU, nn.Linear]
+    assert type(quant.quantize_dynamic(model[0])) is quant.nn.DynamicLinear  # a bare layer is replaced whole
 
 
 def test_low_bit_qconfig_gives_low_bit_codes():

@@ -97,9 +97,15 @@ def prepare_qat(model, mapping=None, inplace=False):
 
 
 def convert(module, mapping=None, inplace=False):
-    """Replace prepared (or QAT) layers by their quantized versions, which compute in integers."""
+    """Replace prepared (or QAT) layers by their quantized versions, which compute in integers.
+
+    A model that is itself such a layer (a bare ``nn.Linear``) is replaced as a whole.
+    """
     module = _copy(module, inplace)
-    if not _swap(module, DEFAULT_STATIC_QUANT_MODULE_MAPPINGS if mapping is None else mapping):
+    mapping = DEFAULT_STATIC_QUANT_MODULE_MAPPINGS if mapping is None else mapping
+    if type(module) in mapping and getattr(module, "qconfig", None) is not None:
+        return mapping[type(module)].from_float(module)
+    if not _swap(module, mapping):
         raise ValueError("convert found nothing to convert: set model.qconfig and call prepare() "
                          "(or prepare_qat()) and calibrate first")
     return module
