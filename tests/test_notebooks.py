@@ -114,7 +114,8 @@ def test_ignore_output_only_on_timing_and_progress_cells(lesson):
             assert cell.cell_type == "code" and RUN_DEPENDENT.search(cell.source), (
                 f"{path.name} cell {index} ignores its output but neither times anything nor shows progress")
             ignored.append(index)
-    assert len(ignored) <= len(code_cells(notebook)) // 4, f"{path.name}: too many cells ignore their output: {ignored}"
+    # Even a lesson about speed must compare most of its outputs.
+    assert len(ignored) <= len(code_cells(notebook)) // 2, f"{path.name}: too many cells ignore their output: {ignored}"
 
 
 def requirement_names():
