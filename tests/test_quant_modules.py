@@ -129,3 +129,38 @@ def test_layer_input_errors():
         qmodel[2](mc.randn(2, 8))
     with pytest.raises(TypeError, match="float Tensor"):
         quant.nn.DynamicLinear(4, 2)(qmodel[0](mc.randn(2, 4)))
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_quantized_conv2d_equals_dequantize_float_requantize(per_channel):
+    mc.manual_seed(0)
+    model = nn.Sequential(quant.QuantStub(), nn.Conv2d(3, 4, 3, stride=2, padding=1), quant.DeQuantStub())
+    model.qconfig = quant.default_per_channel_qconfig if per_channel else quant.default_qconfig
+    prepared = quant.prepare(model)
+    images = mc.randn(6, 3, 9, 9)
+    prepared(images)
+    qmodel = quant.convert(prepared)
+    qconv = qmodel[1]
+    assert type(qconv) is quant.nn.Conv2d and qconv.weight().shape == (4, 3, 3, 3)
+    x_q = qmodel[0](images)
+    out = qconv(x_q)
+    assert out.shape == (6, 4, 5, 5) and out.dtype == "quint8"
+    # reference: float64 convolution of the dequantized input and weight, int32-quantized bias, requantized
+    bias_scale = x_q.q_scale() * np.asarray(qconv._w_scale, np.float64)
+    q_bias = np.rint(qconv.bias().data / bias_scale)
+    y = mc.functional.conv2d(mc.tensor(x_q.dequantize().data, dtype=np.float64),
+                             mc.tensor(qconv.weight().dequantize().data, dtype=np.float64),
+                             mc.tensor(q_bias * bias_scale, dtype=np.float64), 2, 1).data
+    expected = np.clip(np.rint(y / qconv.scale) + qconv.zero_point, qconv.quant_min, qconv.quant_max)
+    diff = np.abs(out.int_repr().data.astype(int) - expected)
+    assert diff.max() <= 1 and (diff == 0).mean() > 0.99
+
+
+def test_pooling_and_flatten_work_on_the_codes():
+    q = quant.quantize_per_tensor(mc.tensor(np.arange(16.0).reshape(1, 1, 4, 4) - 4), 0.5, 8, "quint8")
+    pooled = quant.nn.MaxPool2d(2)(q)
+    np.testing.assert_array_equal(pooled.dequantize().data, [[[[1.0, 3.0], [9.0, 11.0]]]])
+    assert (pooled.q_scale(), pooled.q_zero_point()) == (0.5, 8)
+    flat = quant.nn.Flatten()(pooled)
+    assert flat.shape == (1, 4) and flat.q_scale() == 0.5
+    np.testing.assert_array_equal(quant.nn.MaxPool2d(2)(q.dequantize()).data, pooled.dequantize().data)

@@ -5,7 +5,7 @@ import pytest
 
 import minitorch_compress as mc
 from minitorch_compress import nn, optim, quant
-from minitorch_compress.data import DataLoader, load_mnist_5k
+from minitorch_compress.data import DataLoader, load_digits, load_mnist_5k
 from minitorch_compress.quant import kmeans, sweep
 from minitorch_compress.train import evaluate, fit
 
@@ -72,3 +72,22 @@ def test_kmeans_4_bit_after_centroid_fine_tuning_is_within_one_point(mnist, trai
     fit(shared, train_loader, optim.SGD(centroids, lr=1e-4, momentum=0.9), epochs=1, progress=False)
     assert evaluate(shared, test_loader).accuracy >= float_accuracy - 0.01
     assert quant.model_size_bytes(shared) < quant.model_size_bytes(model) / 7.5
+
+
+def test_int8_cnn_on_digits_is_within_one_point_of_float():
+    """The small CNN of the engine tests, converted whole: int8 convolutions, pooling on the codes, int8 Linear."""
+    mc.manual_seed(0)
+    train, test = load_digits(flatten=False)
+    model = nn.Sequential(quant.QuantStub(),
+                          nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Flatten(), nn.Linear(64, 10), quant.DeQuantStub())
+    fit(model, DataLoader(train, 32, shuffle=True), optim.SGD(model.parameters(), lr=0.05, momentum=0.9),
+        epochs=8, progress=False)
+    test_loader = DataLoader(test, 360)
+    float_accuracy = evaluate(model, test_loader).accuracy
+    model.qconfig = quant.default_per_channel_qconfig
+    qmodel = quant.quantize(model, sweep.calibrate, (DataLoader(train, 500),))
+    assert [type(m).__name__ for m in qmodel][1:4] == ["Conv2d", "ReLU", "MaxPool2d"]
+    assert type(qmodel[1]) is quant.nn.Conv2d and type(qmodel[8]) is quant.nn.Linear
+    assert float_accuracy >= 0.95 and evaluate(qmodel, test_loader).accuracy >= float_accuracy - 0.01

@@ -131,3 +131,25 @@ def test_low_bit_qconfig_gives_low_bit_codes():
     assert hidden.max() <= 3 and (qmodel[0].quant_min, qmodel[0].quant_max) == (0, 3)
     with pytest.raises(ValueError, match="weight_bits=9"):
         quant.qconfig_for_bits(weight_bits=9)
+
+
+def test_qat_convolution_trains_and_converts():
+    mc.manual_seed(0)
+    cnn = nn.Sequential(quant.QuantStub(), nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                        nn.Linear(8, 3), quant.DeQuantStub())
+    cnn.qconfig = quant.get_default_qat_qconfig("x86")
+    qat = quant.prepare_qat(cnn)
+    assert type(qat[1]) is quant.qat.Conv2d and type(cnn[1]) is nn.Conv2d
+    images = mc.randn(4, 1, 4, 4)
+    qat(images).sum().backward()
+    assert np.abs(qat[1].weight.grad).sum() > 0
+    qat.apply(quant.disable_observer)
+    with mc.no_grad():
+        fake = qat(images).data
+    qmodel = quant.convert(qat)
+    assert [type(m) for m in qmodel][1:6] == [quant.nn.Conv2d, quant.nn.ReLU, quant.nn.MaxPool2d, quant.nn.Flatten,
+                                              quant.nn.Linear]
+    # the int8 model and its fake-quant twin round the same values; they may differ where a value sits
+    # on a rounding boundary, by one step of a layer's output, which the next layer can pass on
+    assert np.abs(qmodel(images).data - fake).max() <= 2 * qmodel[5].scale
+    assert np.mean(np.abs(qmodel(images).data - fake) <= 1e-6) > 0.5

@@ -6,7 +6,7 @@
 - ``fake_quant``: ``fake_quantize_per_tensor_affine`` and ``FakeQuantize`` (straight-through estimator).
 - ``qconfig``, ``stubs``, ``qat``, ``modules``, ``convert``: the workflow ``prepare`` -> calibrate ->
   ``convert``, ``prepare_qat`` -> train -> ``convert``, and ``quantize_dynamic``. Converted layers
-  (``quant.nn.Linear``, ``quant.nn.DynamicLinear``) run on the int8 kernel.
+  (``quant.nn.Linear``, ``quant.nn.Conv2d``, ``quant.nn.DynamicLinear``) run on the int8 kernel.
 
 Beyond PyTorch: ``kmeans`` (Deep Compression's weight sharing), ``size`` (exact bytes of float,
 b-bit, k-means and CSR storage) and ``sweep`` (accuracy against size over bit widths).

@@ -23,11 +23,12 @@ from .stubs import DeQuantize, DeQuantStub, Quantize, QuantStub
 
 DEFAULT_STATIC_QUANT_MODULE_MAPPINGS = {
     QuantStub: Quantize, DeQuantStub: DeQuantize, nn.Linear: modules.Linear, qat.Linear: modules.Linear,
-    nn.ReLU: modules.ReLU,
+    nn.Conv2d: modules.Conv2d, qat.Conv2d: modules.Conv2d, nn.ReLU: modules.ReLU,
+    nn.MaxPool2d: modules.MaxPool2d, nn.Flatten: modules.Flatten,
 }
-DEFAULT_QAT_MODULE_MAPPINGS = {nn.Linear: qat.Linear}
+DEFAULT_QAT_MODULE_MAPPINGS = {nn.Linear: qat.Linear, nn.Conv2d: qat.Conv2d}
 DEFAULT_DYNAMIC_QUANT_MODULE_MAPPINGS = {nn.Linear: modules.DynamicLinear}
-_OBSERVED = (QuantStub, nn.Linear, qat.Linear)  # layers whose output scale the converted model needs
+_OBSERVED = (QuantStub, nn.Linear, qat.Linear, nn.Conv2d, qat.Conv2d)  # layers whose output scale convert needs
 
 
 def _copy(model, inplace):
@@ -57,13 +58,13 @@ def _observer_forward_hook(module, args, output):
 
 
 def prepare(model, inplace=False):
-    """Attach an output observer (``qconfig.activation()``) to each QuantStub and Linear that has a qconfig."""
+    """Attach an output observer (``qconfig.activation()``) to each QuantStub, Linear and Conv2d with a qconfig."""
     model = _copy(model, inplace)
     propagate_qconfig_(model)
     targets = [m for m in model.modules() if type(m) in _OBSERVED and m.qconfig is not None]
     if not targets:
         raise ValueError("prepare found nothing to observe: set model.qconfig (e.g. quant.default_qconfig) "
-                         "on a model with a QuantStub and Linear layers")
+                         "on a model with a QuantStub and Linear or Conv2d layers")
     for module in targets:
         if module.qconfig.activation is None:
             raise ValueError(f"{type(module).__name__} has a qconfig without an activation observer "
@@ -87,7 +88,8 @@ def _swap(module, mapping):
 
 
 def prepare_qat(model, mapping=None, inplace=False):
-    """Swap Linear layers for QAT layers (fake-quantized weights) and attach fake-quantizing output observers."""
+    """Swap Linear and Conv2d layers for QAT layers (fake-quantized weights) and attach fake-quantizing
+    output observers."""
     if not model.training:
         raise ValueError("prepare_qat expects a model in training mode; call model.train() first")
     model = _copy(model, inplace)

@@ -7,12 +7,15 @@ its weight as int8 codes, packed once for the int8 kernel (``kernels.pack_int8_w
 
     y = s_x s_w [ (q_x - z_x)(q_W - z_w)^T + q_b ],   q_b = round(b / (s_x s_w))  (int32, zero point 0)
 
-A static layer then requantizes y to its output scale and zero point (fixed at calibration);
-a dynamic layer returns y as float and picks s_x, z_x from each batch's min and max.
+A static layer (``Linear``, ``Conv2d`` through im2col) then requantizes y to its output scale and
+zero point (fixed at calibration); a dynamic layer (``DynamicLinear``) returns y as float and picks
+s_x, z_x from each batch's min and max. ``ReLU``, ``MaxPool2d`` and ``Flatten`` work on the codes.
 """
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from .. import functional as F
+from .. import nn
 from ..kernels import int8_linear_dequant, int8_linear_requant, pack_int8_weight
 from ..nn import Module
 from ..tensor import Tensor
@@ -54,25 +57,24 @@ def _weight_params(qweight):
     return qweight.q_per_channel_scales().data, qweight.q_per_channel_zero_points().data
 
 
-class _PackedLinear(Module):
-    """What both quantized Linears share: an int8 weight packed for the kernel, and a float bias."""
+class _PackedLayer(Module):
+    """An int8 weight packed once for the kernel as an (out, fan_in) matrix, and a float32 bias."""
 
-    def __init__(self, in_features, out_features, bias=True):
-        super().__init__()
-        self.in_features, self.out_features = in_features, out_features
-        zeros = np.zeros((out_features, in_features), np.int8)
-        self.set_weight_bias(QTensor(zeros, 1.0, 0, "qint8"), np.zeros(out_features, np.float32) if bias else None)
+    def _init_weight(self, weight_shape, bias):
         self.weight_quant_range = dtype_range("qint8")  # the codes' range: how many bits they need
+        zeros = QTensor(np.zeros(weight_shape, np.int8), 1.0, 0, "qint8")
+        self.set_weight_bias(zeros, np.zeros(weight_shape[0], np.float32) if bias else None)
 
     def set_weight_bias(self, qweight, bias):
         if not isinstance(qweight, QTensor) or qweight.dtype != "qint8":
             raise TypeError(f"weight must be a qint8 QTensor, got {qweight!r:.80}")
-        if qweight.shape != (self.out_features, self.in_features):
-            raise ValueError(f"weight shape {qweight.shape} does not match "
-                             f"(out_features, in_features) = {(self.out_features, self.in_features)}")
+        expected = getattr(self, "_qweight", qweight).shape
+        if qweight.shape != expected:
+            raise ValueError(f"weight shape {qweight.shape} does not match the layer's {expected}")
         self._qweight = qweight
         self._w_scale, self._w_zero_point = _weight_params(qweight)
-        self._packed = pack_int8_weight(qweight.int_repr().data)
+        codes = qweight.int_repr().data
+        self._packed = pack_int8_weight(codes.reshape(codes.shape[0], -1))
         self._bias = None if bias is None else np.asarray(bias.data if isinstance(bias, Tensor) else bias, np.float32)
 
     def weight(self):
@@ -81,30 +83,24 @@ class _PackedLinear(Module):
     def bias(self):
         return None if self._bias is None else Tensor(self._bias)
 
-    def _check_input(self, shape):
-        if len(shape) == 0 or shape[-1] != self.in_features:
-            raise ValueError(f"{type(self).__name__}: input shape {shape} does not fit in_features={self.in_features}")
-
-    def extra_repr(self):
-        return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"qscheme={self._qweight.qscheme()}")
+    def _quantize_from(self, mod, weight_observer):
+        """Take ``mod``'s weight (quantized with ``weight_observer``'s parameters and range) and bias."""
+        self.set_weight_bias(quantize_weight(mod.weight, weight_observer), mod.bias)
+        self.weight_quant_range = (weight_observer.quant_min, weight_observer.quant_max)
 
 
-class Linear(_PackedLinear):
-    """Static int8 Linear: QTensor (quint8) in, QTensor (quint8) out, int32 accumulation.
+class _StaticLayer(_PackedLayer):
+    """QTensor (quint8) in, QTensor (quint8) out: the output's scale and zero point were fixed at
+    calibration, by the observer that watched the float layer's output; outputs are clamped to
+    its [quant_min, quant_max]."""
 
-    ``scale``/``zero_point`` are the output's, from the observer that watched the float
-    layer's output during calibration; outputs are clamped to [quant_min, quant_max].
-    """
-
-    def __init__(self, in_features, out_features, bias=True):
-        super().__init__(in_features, out_features, bias)
+    def _init_output(self):
         self.scale, self.zero_point = 1.0, 0
         self.quant_min, self.quant_max = dtype_range("quint8")
 
     @classmethod
     def from_float(cls, mod):
-        """From a prepared and calibrated ``nn.Linear`` or a QAT ``qat.Linear``."""
+        """From a prepared and calibrated float layer, or its QAT version."""
         if not hasattr(mod, "activation_post_process"):
             raise ValueError(f"{type(mod).__name__} has no output observer: call prepare() (or prepare_qat()) "
                              f"and run calibration data through the model before convert()")
@@ -112,20 +108,19 @@ class Linear(_PackedLinear):
         if not output_observer.calibrated:
             raise ValueError(f"{type(mod).__name__}'s output observer has seen no data: "
                              f"run calibration batches through the prepared model before convert()")
+        if output_observer.dtype != "quint8":
+            raise ValueError(f"quantized layers output quint8; the output observer has dtype {output_observer.dtype}")
         if hasattr(mod, "weight_fake_quant"):  # QAT: the fake quantizer has watched the weight all along
             weight_observer = mod.weight_fake_quant
         else:
             weight_observer = mod.qconfig.weight()
             weight_observer(mod.weight)
-        qlinear = cls(mod.in_features, mod.out_features, mod.bias is not None)
-        qlinear.set_weight_bias(quantize_weight(mod.weight, weight_observer), mod.bias)
-        qlinear.weight_quant_range = (weight_observer.quant_min, weight_observer.quant_max)
+        layer = cls._like(mod)
+        layer._quantize_from(mod, weight_observer)
         scale, zero_point = output_observer.calculate_qparams()
-        if output_observer.dtype != "quint8":
-            raise ValueError(f"quantized Linear outputs quint8; the output observer has dtype {output_observer.dtype}")
-        qlinear.scale, qlinear.zero_point = float(scale.data[0]), int(zero_point.data[0])
-        qlinear.quant_min, qlinear.quant_max = output_observer.quant_min, output_observer.quant_max
-        return qlinear
+        layer.scale, layer.zero_point = float(scale.data[0]), int(zero_point.data[0])
+        layer.quant_min, layer.quant_max = output_observer.quant_min, output_observer.quant_max
+        return layer
 
     def _quantized_bias(self, x_scale):
         """b requantized as int32 with scale s_x * s_w and zero point 0, returned as float32 q_b * s_x * s_w."""
@@ -135,20 +130,82 @@ class Linear(_PackedLinear):
         q_bias = quantize_array(self._bias, bias_scale, 0, *_INT32_RANGE)
         return q_bias.astype(np.float32) * bias_scale
 
-    def forward(self, x):
+    def _check_qtensor(self, x):
         if not isinstance(x, QTensor) or x.dtype != "quint8" or x.qscheme() != "per_tensor_affine":
-            raise TypeError(f"quantized Linear expects a per-tensor quint8 QTensor (put a QuantStub before it), "
-                            f"got {x!r:.80}")
-        self._check_input(x.shape)
-        x_q = x.int_repr().data.reshape(-1, self.in_features)
-        q = int8_linear_requant(x_q, x.q_scale(), x.q_zero_point(), self._packed, self._w_scale,
+            raise TypeError(f"quantized {type(self).__name__} expects a per-tensor quint8 QTensor "
+                            f"(put a QuantStub before it), got {x!r:.80}")
+
+    def _requantized_product(self, x, rows):
+        """Output codes of ``rows`` (codes of x, one row per output position) times the weight, on the int8 kernel."""
+        q = int8_linear_requant(rows, x.q_scale(), x.q_zero_point(), self._packed, self._w_scale,
                                 self.scale, self.zero_point, self._w_zero_point,
                                 self._quantized_bias(x.q_scale()), "quint8")
-        q = np.clip(q, self.quant_min, self.quant_max)
+        return np.clip(q, self.quant_min, self.quant_max)
+
+    def extra_repr(self):
+        return f"qscheme={self._qweight.qscheme()}, scale={self.scale:.6g}, zero_point={self.zero_point}"
+
+
+class Linear(_StaticLayer):
+    """Static int8 Linear: y = x W^T + b with quint8 x and y, int8 W, int32 accumulation."""
+
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self._init_weight((out_features, in_features), bias)
+        self._init_output()
+
+    @classmethod
+    def _like(cls, mod):
+        return cls(mod.in_features, mod.out_features, mod.bias is not None)
+
+    def forward(self, x):
+        self._check_qtensor(x)
+        _check_features(self, x.shape)
+        q = self._requantized_product(x, x.int_repr().data.reshape(-1, self.in_features))
         return QTensor(q.reshape(x.shape[:-1] + (self.out_features,)), self.scale, self.zero_point, "quint8")
 
     def extra_repr(self):
-        return super().extra_repr() + f", scale={self.scale:.6g}, zero_point={self.zero_point}"
+        return f"in_features={self.in_features}, out_features={self.out_features}, " + super().extra_repr()
+
+
+def _check_features(layer, shape):
+    if len(shape) == 0 or shape[-1] != layer.in_features:
+        raise ValueError(f"{type(layer).__name__}: input shape {shape} does not fit in_features={layer.in_features}")
+
+
+class Conv2d(_StaticLayer):
+    """Static int8 convolution (NCHW): every patch of the integer input becomes a row (im2col,
+    padding with the zero point, which stands for 0), then one int8 product with the packed
+    (out_channels, in_channels * kh * kw) weight, as ``F.conv2d`` does in float."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True):
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding = (F._pair(kernel_size, "kernel_size"), F._pair(stride, "stride"),
+                                                       F._pair(padding, "padding"))
+        self._init_weight((out_channels, in_channels) + self.kernel_size, bias)
+        self._init_output()
+
+    @classmethod
+    def _like(cls, mod):
+        return cls(mod.in_channels, mod.out_channels, mod.kernel_size, mod.stride, mod.padding, mod.bias is not None)
+
+    def forward(self, x):
+        self._check_qtensor(x)
+        if len(x.shape) != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"quantized Conv2d: input shape {x.shape} is not (N, {self.in_channels}, H, W)")
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        q = np.pad(x.int_repr().data, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=x.q_zero_point())
+        patches = sliding_window_view(q, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
+        n, c, ho, wo = patches.shape[:4]
+        rows = patches.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, c * kh * kw)
+        out = self._requantized_product(x, rows).reshape(n, ho, wo, self.out_channels).transpose(0, 3, 1, 2)
+        return QTensor(np.ascontiguousarray(out), self.scale, self.zero_point, "quint8")
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, " + super().extra_repr())
 
 
 def choose_qparams(min_val, max_val, qmin=0, qmax=255, reduce_range=False):
@@ -180,7 +237,7 @@ def choose_qparams(min_val, max_val, qmin=0, qmax=255, reduce_range=False):
     return scale, zero_point
 
 
-class DynamicLinear(_PackedLinear):
+class DynamicLinear(_PackedLayer):
     """Dynamic int8 Linear: float in, float out; int8 weights, activations quantized per batch.
 
     Each call quantizes the batch to quint8 with ``choose_qparams`` (over 0..127 with
@@ -189,8 +246,9 @@ class DynamicLinear(_PackedLinear):
     """
 
     def __init__(self, in_features, out_features, bias=True, reduce_range=True):
-        super().__init__(in_features, out_features, bias)
-        self.reduce_range = reduce_range
+        super().__init__()
+        self.in_features, self.out_features, self.reduce_range = in_features, out_features, reduce_range
+        self._init_weight((out_features, in_features), bias)
 
     @classmethod
     def from_float(cls, mod):
@@ -201,14 +259,13 @@ class DynamicLinear(_PackedLinear):
                            else default_weight_observer)()
         weight_observer(mod.weight)
         qlinear = cls(mod.in_features, mod.out_features, mod.bias is not None)
-        qlinear.set_weight_bias(quantize_weight(mod.weight, weight_observer), mod.bias)
-        qlinear.weight_quant_range = (weight_observer.quant_min, weight_observer.quant_max)
+        qlinear._quantize_from(mod, weight_observer)
         return qlinear
 
     def forward(self, x):
         if not isinstance(x, Tensor) or x.dtype.kind != "f":
             raise TypeError(f"dynamic quantized Linear expects a float Tensor, got {x!r:.80}")
-        self._check_input(x.shape)
+        _check_features(self, x.shape)
         x2 = x.data.reshape(-1, self.in_features)
         out_shape = x.shape[:-1] + (self.out_features,)
         if x2.shape[0] == 0:
@@ -220,10 +277,11 @@ class DynamicLinear(_PackedLinear):
         return Tensor(y.reshape(out_shape))
 
     def extra_repr(self):
-        return super().extra_repr() + f", reduce_range={self.reduce_range}"
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"qscheme={self._qweight.qscheme()}, reduce_range={self.reduce_range}")
 
 
-class ReLU(Module):
+class ReLU(nn.ReLU):
     """max(x, 0). On a QTensor: max(q, zero_point) on the integers, keeping scale and zero point."""
 
     @classmethod
@@ -237,3 +295,32 @@ class ReLU(Module):
             raise ValueError("quantized ReLU needs a per-tensor QTensor")
         q = x.int_repr().data
         return x.with_int_repr(np.maximum(q, np.asarray(x.q_zero_point(), q.dtype)))
+
+
+class MaxPool2d(nn.MaxPool2d):
+    """Max pooling; on a QTensor, the maximum of the integer codes (the map q -> s (q - z) keeps order)."""
+
+    @classmethod
+    def from_float(cls, mod):
+        return cls(mod.kernel_size, mod.stride)
+
+    def forward(self, x):
+        if not isinstance(x, QTensor):
+            return F.max_pool2d(x, self.kernel_size, self.stride)
+        (kh, kw) = F._pair(self.kernel_size, "kernel_size")
+        (sh, sw) = F._pair(self.kernel_size if self.stride is None else self.stride, "stride")
+        windows = sliding_window_view(x.int_repr().data, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
+        return x.with_int_repr(np.ascontiguousarray(windows.max(axis=(4, 5))))
+
+
+class Flatten(nn.Flatten):
+    """Flattens dimensions start_dim.. of each example; a QTensor keeps its scale and zero point."""
+
+    @classmethod
+    def from_float(cls, mod):
+        return cls(mod.start_dim)
+
+    def forward(self, x):
+        if not isinstance(x, QTensor):
+            return x.flatten(self.start_dim)
+        return x.with_int_repr(x.int_repr().data.reshape(x.shape[:self.start_dim] + (-1,)))

@@ -5,7 +5,7 @@ stores every matrix as its nonzero values plus an int32 column index per value a
 int32 row pointers, as ``sparse.CSRMatrix`` does) to compressed weights:
 
 - a float parameter: 4 bytes per value (a pruned one counts as ``orig * mask``);
-- a quantized weight (``quant.nn.Linear``, ``quant.nn.DynamicLinear``): its codes packed at b bits
+- a quantized weight (``quant.nn.Linear``, ``Conv2d``, ``DynamicLinear``): its codes packed at b bits
   each, b = the bits the layer's code range [quant_min, quant_max] needs (8 for int8), plus one
   float32 scale and a 1-byte zero point per tensor or per output channel; the bias stays float32
   (as in PyTorch); a static layer and a ``Quantize`` stub also keep one output scale and zero point.
@@ -23,7 +23,7 @@ import numpy as np
 from ..metrics import INDEX_BYTES, parameters
 from ..sparse import SparseLinear
 from .kmeans import KMeansQuantization
-from .modules import Linear as QuantizedLinear, _PackedLinear
+from .modules import _PackedLayer, _StaticLayer
 from .stubs import Quantize
 
 FORMATS = ("dense", "csr")
@@ -56,18 +56,19 @@ def array_bytes(nonzero, value_bits, format):
 
 def _module_items(module, format):
     """(what, bytes) for the compressed arrays ``module`` itself (not its children) stores."""
-    if isinstance(module, _PackedLinear):
+    if isinstance(module, _PackedLayer):
         qweight = module.weight()
         codes = qweight.int_repr().data
         if qweight.qscheme() == "per_tensor_affine":
             zero_point, n_params = qweight.q_zero_point(), 1
         else:
-            zero_point, n_params = qweight.q_per_channel_zero_points().data[:, None], codes.shape[0]
+            zero_points = qweight.q_per_channel_zero_points().data
+            zero_point, n_params = zero_points.reshape((-1,) + (1,) * (codes.ndim - 1)), zero_points.size
         yield "weight", array_bytes(codes != zero_point, code_bits(*module.weight_quant_range), format)
         yield "weight qparams", n_params * (SCALE_BYTES + ZERO_POINT_BYTES)
         if module.bias() is not None:
-            yield "bias", packed_bytes(module.out_features, FLOAT_BITS)
-        if isinstance(module, QuantizedLinear):
+            yield "bias", packed_bytes(module.bias().size, FLOAT_BITS)
+        if isinstance(module, _StaticLayer):
             yield "output qparams", SCALE_BYTES + ZERO_POINT_BYTES
     elif isinstance(module, Quantize):
         yield "qparams", SCALE_BYTES + ZERO_POINT_BYTES
