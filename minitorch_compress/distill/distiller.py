@@ -13,7 +13,7 @@ from .. import functional as F
 from ..nn import Module, ModuleList
 from ..tensor import no_grad
 from .hints import Activations, HintLoss
-from .loss import check_hyperparameters, soft_target_loss
+from .loss import check_alpha, check_temperature, soft_target_loss
 
 
 class Distiller(Module):
@@ -27,7 +27,8 @@ class Distiller(Module):
 
     def __init__(self, student, teacher, temperature=4.0, alpha=0.9, hints=(), hint_weight=1.0):
         super().__init__()
-        check_hyperparameters(temperature, alpha)
+        check_temperature(temperature)
+        check_alpha(alpha)
         if not hint_weight >= 0:
             raise ValueError(f"hint_weight={hint_weight!r} must be >= 0")
         hints = list(hints)

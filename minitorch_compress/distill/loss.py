@@ -16,11 +16,13 @@ from .. import functional as F
 from ..tensor import Tensor
 
 
-def check_hyperparameters(temperature, alpha):
-    """Raise ``ValueError`` unless T is a finite number > 0 and alpha is in [0, 1]."""
+def check_temperature(temperature):
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
             math.isfinite(temperature) and temperature > 0):
         raise ValueError(f"temperature={temperature!r} must be a finite number > 0")
+
+
+def check_alpha(alpha):
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
         raise ValueError(f"alpha={alpha!r} must be a number in [0, 1]")
 
@@ -36,7 +38,7 @@ def soft_target_loss(student_logits, teacher_logits, temperature):
     if student_logits.shape != teacher_logits.shape:
         raise ValueError(f"student logits shape {student_logits.shape} and "
                          f"teacher logits shape {teacher_logits.shape} differ")
-    check_hyperparameters(temperature, 0.0)
+    check_temperature(temperature)
     log_p_student = F.log_softmax(student_logits / temperature, dim=1)
     p_teacher = F.softmax(teacher_logits.detach() / temperature, dim=1)
     return F.kl_div(log_p_student, p_teacher, reduction="batchmean") * temperature ** 2
@@ -44,6 +46,6 @@ def soft_target_loss(student_logits, teacher_logits, temperature):
 
 def kd_loss(student_logits, teacher_logits, target, temperature, alpha):
     """alpha * T^2 * KL(softmax(teacher/T) || softmax(student/T)) + (1 - alpha) * cross_entropy(student, target)."""
-    check_hyperparameters(temperature, alpha)
+    check_alpha(alpha)
     soft = soft_target_loss(student_logits, teacher_logits, temperature)
     return soft * alpha + F.cross_entropy(student_logits, target) * (1 - alpha)
