@@ -129,6 +129,13 @@ def test_layer_input_errors():
         qmodel[2](mc.randn(2, 8))
     with pytest.raises(TypeError, match="float Tensor"):
         quant.nn.DynamicLinear(4, 2)(qmodel[0](mc.randn(2, 4)))
+    codes = quant.quantize_per_tensor(mc.randn(3, 4), 0.1, 0, "qint8")
+    with pytest.raises(ValueError, match=r"\(3, 4\)"):
+        quant.nn.Linear(4, 2).set_weight_bias(codes, None)
+    with pytest.raises(ValueError, match=r"\(2,\)"):
+        quant.nn.Linear(4, 3).set_weight_bias(codes, np.zeros(2))
+    with pytest.raises(TypeError, match="qint8"):
+        quant.nn.Linear(4, 3).set_weight_bias(mc.randn(3, 4), None)
 
 
 @pytest.mark.parametrize("per_channel", [False, True])

@@ -51,7 +51,8 @@ def fake_quantize_per_tensor_affine(input, scale, zero_point, quant_min, quant_m
     """Quantize-dequantize ``input`` with one scale and zero point; gradient by the STE."""
     scale, zero_point = _check(input, scale, zero_point, quant_min, quant_max)
     if scale.size != 1 or zero_point.size != 1:
-        raise ValueError(f"per-tensor fake quantization takes one scale and zero point, got {scale.size} and {zero_point.size}")
+        raise ValueError(f"per-tensor fake quantization takes one scale and zero point, "
+                         f"got {scale.size} and {zero_point.size}")
     return _FakeQuantizeAffine.apply(input, scale.reshape(()), zero_point.reshape(()), quant_min, quant_max)
 
 

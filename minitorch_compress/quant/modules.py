@@ -75,7 +75,10 @@ class _PackedLayer(Module):
         self._w_scale, self._w_zero_point = _weight_params(qweight)
         codes = qweight.int_repr().data
         self._packed = pack_int8_weight(codes.reshape(codes.shape[0], -1))
-        self._bias = None if bias is None else np.asarray(bias.data if isinstance(bias, Tensor) else bias, np.float32)
+        bias = None if bias is None else np.asarray(bias.data if isinstance(bias, Tensor) else bias, np.float32)
+        if bias is not None and bias.shape != qweight.shape[:1]:
+            raise ValueError(f"bias shape {bias.shape} does not match the weight's output channels {qweight.shape[:1]}")
+        self._bias = bias
 
     def weight(self):
         return self._qweight

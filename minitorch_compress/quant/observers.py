@@ -57,7 +57,8 @@ def calculate_qmin_qmax(quant_min, quant_max, dtype, reduce_range):
     if quant_min is None and quant_max is None:
         return dtype_range(dtype, reduce_range)
     if quant_min is None or quant_max is None:
-        raise ValueError(f"give both quant_min and quant_max or neither, got quant_min={quant_min}, quant_max={quant_max}")
+        raise ValueError(f"give both quant_min and quant_max or neither, "
+                         f"got quant_min={quant_min}, quant_max={quant_max}")
     if not quant_min <= 0 <= quant_max or quant_min >= quant_max:
         raise ValueError(f"quant range [{quant_min}, {quant_max}] must contain 0 and have quant_min < quant_max")
     if quant_min < lo or quant_max > hi:
