@@ -21,8 +21,8 @@ import numbers
 import numpy as np
 
 from ..nn import Conv2d, Linear, Module
-from .criteria import Magnitude
-from .granularity import NM, Element, group_scores
+from .criteria import Criterion, Magnitude
+from .granularity import NM, Element, Granularity, group_scores
 from .methods import custom_from_mask, pruned_tensor
 
 PRUNABLE = (Linear, Conv2d)
@@ -55,6 +55,10 @@ def compute_masks(model, sparsity, criterion=None, granularity=None, scope="loca
     """The boolean keep-masks ``prune_model`` would apply, by layer name (the model is not changed)."""
     criterion = Magnitude() if criterion is None else criterion
     granularity = Element() if granularity is None else granularity
+    if not isinstance(criterion, Criterion):
+        raise TypeError(f"criterion must be a prune.Criterion such as prune.Magnitude(), got {criterion!r}")
+    if not isinstance(granularity, Granularity):
+        raise TypeError(f"granularity must be a prune.Granularity such as prune.Element(), got {granularity!r}")
     if scope not in SCOPES:
         raise ValueError(f"unknown scope {scope!r}; expected one of {SCOPES}")
     layers = prunable_layers(model, exclude)
