@@ -185,6 +185,8 @@ def test_scope_errors():
         prune.prune_model(model, 0.5, granularity=prune.Block(4, 4))
     with pytest.raises(ValueError, match="required"):
         prune.prune_model(model, None)
+    with pytest.raises(ValueError, match="no Linear or Conv2d"):
+        prune.prune_model(nn.Sequential(nn.ReLU()), 0.5, scope="global")
     with pytest.raises(TypeError, match="'magnitude'"):
         prune.prune_model(model, 0.5, criterion="magnitude")
     with pytest.raises(TypeError, match="Channel"):

@@ -62,6 +62,8 @@ def compute_masks(model, sparsity, criterion=None, granularity=None, scope="loca
     if scope not in SCOPES:
         raise ValueError(f"unknown scope {scope!r}; expected one of {SCOPES}")
     layers = prunable_layers(model, exclude)
+    if not layers:
+        raise ValueError(f"no Linear or Conv2d layers to prune in {type(model).__name__} (excluded: {exclude})")
     if isinstance(sparsity, dict):
         if scope == "global":
             raise ValueError("a per-layer sparsity dict is a local budget; use scope='local'")
