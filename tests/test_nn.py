@@ -142,3 +142,25 @@ def test_flatten_and_maxpool_modules():
 def test_repr_reads_like_pytorch():
     text = repr(nn.Sequential(nn.Linear(4, 3, bias=False), nn.ReLU()))
     assert text == "Sequential(\n  (0): Linear(in_features=4, out_features=3, bias=False)\n  (1): ReLU()\n)"
+
+
+def test_forward_pre_hooks_are_listed_in_order_and_removable_through_their_handles():
+    layer = nn.Linear(2, 2)
+    first, second = (lambda m, a: None), (lambda m, a: None)
+    layer.register_forward_pre_hook(first)
+    layer.register_forward_pre_hook(second)
+    hooks = layer.forward_pre_hooks()
+    assert [h for _, h in hooks] == [first, second]
+    hooks[0][0].remove()
+    assert [h for _, h in layer.forward_pre_hooks()] == [second]
+
+
+def test_delattr_removes_plain_and_registered_attributes():
+    layer = nn.Linear(2, 2)
+    layer.note = "plain"
+    del layer.note
+    assert not hasattr(layer, "note")
+    del layer.bias
+    assert "bias" not in dict(layer.named_parameters())
+    with pytest.raises(AttributeError):
+        del layer.missing

@@ -30,8 +30,8 @@ class RemovableHandle:
     """Returned by ``register_*_hook``; ``remove()`` takes the hook out again."""
     _ids = itertools.count()
 
-    def __init__(self, hooks):
-        self.hooks, self.id = hooks, next(self._ids)
+    def __init__(self, hooks, id=None):
+        self.hooks, self.id = hooks, next(self._ids) if id is None else id
 
     def remove(self):
         self.hooks.pop(self.id, None)
@@ -94,7 +94,9 @@ class Module:
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __delattr__(self, name):
-        if not self._discard(name):
+        if any(name in self.__dict__.get(r, ()) for r in ("_parameters", "_buffers", "_modules")):
+            self._discard(name)
+        else:
             object.__delattr__(self, name)
 
     def _discard(self, name, keep=None):
@@ -146,6 +148,10 @@ class Module:
         handle = RemovableHandle(self._forward_pre_hooks)
         self._forward_pre_hooks[handle.id] = hook
         return handle
+
+    def forward_pre_hooks(self):
+        """The forward pre-hooks in call order, as ``(handle, hook)`` pairs; ``handle.remove()`` takes one out."""
+        return [(RemovableHandle(self._forward_pre_hooks, key), hook) for key, hook in self._forward_pre_hooks.items()]
 
     def register_forward_hook(self, hook):
         """``hook(module, args, output)`` runs after ``forward``; a non-None result replaces the output."""

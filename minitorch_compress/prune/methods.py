@@ -37,11 +37,8 @@ def _array(x, name):
 
 
 def _pruning_hooks(module):
-    """(key, method) for the pruning methods among ``module``'s forward pre-hooks.
-
-    Module has no public view of its hooks; PyTorch's prune.py reads this dict too.
-    """
-    return [(k, h) for k, h in module._forward_pre_hooks.items() if isinstance(h, BasePruningMethod)]
+    """(handle, method) for the pruning methods among ``module``'s forward pre-hooks."""
+    return [(k, h) for k, h in module.forward_pre_hooks() if isinstance(h, BasePruningMethod)]
 
 
 def _hook_for(module, name):
@@ -135,7 +132,7 @@ class BasePruningMethod(ABC):
             module.register_parameter(name + "_orig", orig)
             delattr(module, name)
         else:
-            del module._forward_pre_hooks[old_key]   # replaced by the container holding it
+            old_key.remove()   # replaced by the container holding it
         module.register_buffer(name + "_mask", Tensor(np.asarray(mask, dtype=orig.dtype)))
         setattr(module, name, method.apply_mask(module))
         module.register_forward_pre_hook(method)
@@ -389,7 +386,7 @@ def remove(module, name):
     if hook is None:
         raise ValueError(f"parameter {name!r} of {type(module).__name__} has to be pruned before pruning can be removed")
     hook.remove(module)
-    del module._forward_pre_hooks[key]
+    key.remove()
     return module
 
 

@@ -110,7 +110,7 @@ class KMeansQuantization:
 
 
 def _method(module, name):
-    for hook in module._forward_pre_hooks.values():
+    for _, hook in module.forward_pre_hooks():
         if isinstance(hook, KMeansQuantization) and hook.name == name:
             return hook
     return None
@@ -127,7 +127,7 @@ def kmeans_quantize(module, name="weight", bits=4, sparse=False, max_iter=100):
 
 
 def is_kmeans_quantized(module):
-    return any(isinstance(h, KMeansQuantization) for h in module._forward_pre_hooks.values())
+    return any(isinstance(h, KMeansQuantization) for _, h in module.forward_pre_hooks())
 
 
 def remove(module, name="weight"):
@@ -136,9 +136,9 @@ def remove(module, name="weight"):
     if method is None:
         raise ValueError(f"{type(module).__name__}.{name} is not k-means quantized")
     weight = method.compute_weight(module).data.copy()
-    for key, hook in list(module._forward_pre_hooks.items()):
+    for handle, hook in module.forward_pre_hooks():
         if hook is method:
-            del module._forward_pre_hooks[key]
+            handle.remove()
     for suffix in ("_centroids", "_indices", "_mask"):
         if hasattr(module, name + suffix):
             delattr(module, name + suffix)

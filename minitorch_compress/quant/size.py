@@ -76,7 +76,7 @@ def _module_items(module, format):
         yield "weight", csr_bytes(module.weight_csr.to_dense() != 0, FLOAT_BITS)
         if module.bias is not None:
             yield "bias", packed_bytes(module.out_features, FLOAT_BITS)
-    for method in module._forward_pre_hooks.values():
+    for _, method in module.forward_pre_hooks():
         if isinstance(method, KMeansQuantization):
             if method.sparse:
                 stored = getattr(module, method.name + "_mask").data != 0
