@@ -1,9 +1,10 @@
 """Latency of the int8 Linear layers against float32, for the course's layer shapes, in one run.
 
 For each shape (in -> out) and batch size, times ``nn.Linear`` in float32 (OpenBLAS through
-NumPy, and our Numba kernel), the static ``quant.nn.Linear`` (QTensor in and out: int8 product,
-int32 accumulation, requantisation) and ``quant.nn.DynamicLinear`` (float in and out, with the
-batch quantized on every call), then the whole 784-100-10 MLP float against converted.
+NumPy, and our Numba kernel), the int8 kernel alone (``kernels.int8_linear``: int8 x int8 -> int32
+on the packed weight), the static ``quant.nn.Linear`` (QTensor in and out: the kernel plus
+requantisation) and ``quant.nn.DynamicLinear`` (float in and out, with the batch quantized on every
+call), then the whole 784-100-10 MLP float against converted.
 Ratios are float32 OpenBLAS time / this time (above 1: faster than float32), measured in
 interleaved rounds so that load from other processes falls on all alike.
 
@@ -60,6 +61,8 @@ def main():
                 with mc.use_backend("numba"):
                     return layer(x)
             timings = interleaved({"float32 OpenBLAS": layer, "float32 Numba": numba_float}, x, args.rounds)
+            timings.update(interleaved({"int8 kernel only (int32 out)": lambda codes, packed=qmodel[1]._packed:
+                                        kernels.int8_linear(codes, packed)}, x_q.int_repr().data, args.rounds))
             timings.update(interleaved({"int8 static (QTensor)": qmodel[1]}, x_q, args.rounds))
             timings.update(interleaved({"int8 dynamic (float io)": dynamic}, x, args.rounds))
             report(f"Linear {in_features} -> {out_features}, batch {batch}", timings)

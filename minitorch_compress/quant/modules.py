@@ -79,6 +79,7 @@ class _PackedLayer(Module):
         if bias is not None and bias.shape != qweight.shape[:1]:
             raise ValueError(f"bias shape {bias.shape} does not match the weight's output channels {qweight.shape[:1]}")
         self._bias = bias
+        self._bias_for = (None, None)  # (input scale, bias quantized for it), see _StaticLayer
 
     def weight(self):
         return self._qweight
@@ -126,12 +127,17 @@ class _StaticLayer(_PackedLayer):
         return layer
 
     def _quantized_bias(self, x_scale):
-        """b requantized as int32 with scale s_x * s_w and zero point 0, returned as float32 q_b * s_x * s_w."""
+        """b requantized as int32 with scale s_x * s_w and zero point 0, returned as float32 q_b * s_x * s_w.
+
+        Kept for the last input scale seen: in a static model it never changes.
+        """
         if self._bias is None:
             return None
-        bias_scale = np.float32(x_scale) * np.asarray(self._w_scale, np.float32)
-        q_bias = quantize_array(self._bias, bias_scale, 0, *_INT32_RANGE)
-        return q_bias.astype(np.float32) * bias_scale
+        if self._bias_for[0] != x_scale:
+            bias_scale = np.float32(x_scale) * np.asarray(self._w_scale, np.float32)
+            q_bias = quantize_array(self._bias, bias_scale, 0, *_INT32_RANGE)
+            self._bias_for = (x_scale, q_bias * bias_scale)
+        return self._bias_for[1]
 
     def _check_qtensor(self, x):
         if not isinstance(x, QTensor) or x.dtype != "quint8" or x.qscheme() != "per_tensor_affine":
@@ -143,7 +149,9 @@ class _StaticLayer(_PackedLayer):
         q = int8_linear_requant(rows, x.q_scale(), x.q_zero_point(), self._packed, self._w_scale,
                                 self.scale, self.zero_point, self._w_zero_point,
                                 self._quantized_bias(x.q_scale()), "quint8")
-        return np.clip(q, self.quant_min, self.quant_max)
+        if (self.quant_min, self.quant_max) != dtype_range("quint8"):  # a narrower (b-bit) output range
+            np.clip(q, self.quant_min, self.quant_max, out=q)
+        return q
 
     def extra_repr(self):
         return f"qscheme={self._qweight.qscheme()}, scale={self.scale:.6g}, zero_point={self.zero_point}"

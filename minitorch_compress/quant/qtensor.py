@@ -74,8 +74,10 @@ def quantize_array(x, scale, zero_point, qmin, qmax):
     127.5 land where they land in PyTorch.
     """
     inv_scale = np.float32(1.0) / np.asarray(scale, np.float32)
-    q = np.rint(np.asarray(x, np.float32) * inv_scale) + zero_point
-    return np.clip(q, qmin, qmax)
+    q = np.multiply(x, inv_scale, dtype=np.float32)
+    np.rint(q, out=q)  # in place: one buffer for the whole formula
+    np.add(q, zero_point, out=q, casting="unsafe")
+    return np.clip(q, qmin, qmax, out=q)
 
 
 def dequantize_array(q, scale, zero_point):
