@@ -85,7 +85,7 @@ def test_remove_makes_a_plain_parameter_of_the_shared_weights():
     layer = kmeans.kmeans_quantize(nn.Linear(6, 3), "weight", bits=2)
     shared = layer.weight.data.copy()
     kmeans.remove(layer, "weight")
-    assert [n for n, _ in layer.named_parameters()] == ["bias", "weight"] and not layer._forward_pre_hooks
+    assert [n for n, _ in layer.named_parameters()] == ["bias", "weight"] and not list(layer.forward_pre_hooks())
     assert not kmeans.is_kmeans_quantized(layer) and not hasattr(layer, "weight_indices")
     np.testing.assert_array_equal(layer.weight.data, shared)
     with pytest.raises(ValueError, match="not k-means"):

@@ -21,10 +21,10 @@ def test_prepare_observes_a_copy():
     model = mlp()
     model.qconfig = quant.default_qconfig
     prepared = quant.prepare(model)
-    observed = [name for name, m in prepared.named_modules() if "activation_post_process" in m._modules]
+    observed = [name for name, m in prepared.named_modules() if "activation_post_process" in dict(m.named_children())]
     assert observed == ["0", "1", "3"]  # the QuantStub and the Linear layers
     assert isinstance(prepared[1].activation_post_process, quant.MinMaxObserver)
-    assert not any("activation_post_process" in m._modules or m._forward_hooks for m in model.modules())
+    assert not any("activation_post_process" in dict(m.named_children()) for m in model.modules())
     calibrate(prepared)
     assert prepared[1].activation_post_process.calibrated and not hasattr(model[1], "activation_post_process")
 

@@ -69,7 +69,7 @@ def prepare(model, inplace=False):
         if module.qconfig.activation is None:
             raise ValueError(f"{type(module).__name__} has a qconfig without an activation observer "
                              f"(a dynamic qconfig? use quantize_dynamic)")
-        if "activation_post_process" not in module._modules:
+        if "activation_post_process" not in dict(module.named_children()):
             module.activation_post_process = module.qconfig.activation()
             module.register_forward_hook(_observer_forward_hook)
     return model

@@ -88,7 +88,7 @@ class KMeansQuantization:
             raise ValueError(f"bits={bits!r} must be an int from 1 to 16")
         if _method(module, name) is not None:
             raise ValueError(f"{type(module).__name__}.{name} is already k-means quantized")
-        param = module._parameters.get(name)
+        param = dict(module.named_parameters(recurse=False)).get(name)
         if not isinstance(param, Parameter):
             raise ValueError(f"{type(module).__name__} has no parameter named {name!r}")
         w = param.data
