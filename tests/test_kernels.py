@@ -7,6 +7,8 @@ import minitorch_compress as mc
 from minitorch_compress import kernels as K
 from minitorch_compress.kernels.dense import matmul_reference
 from minitorch_compress.kernels.int8 import int8_matmul_reference
+from minitorch_compress.kernels.requant import int8_linear_dequant_reference, int8_linear_requant_reference
+from minitorch_compress.quant.qtensor import quantize_array
 
 FEW = settings(max_examples=25, deadline=None)
 dims = st.integers(0, 70)
@@ -169,6 +171,62 @@ def test_requant_rejects_bad_arguments(kwargs, match):
     packed = K.pack_int8_weight(np.ones((2, 3), np.int8))
     with pytest.raises(ValueError, match=match):
         K.int8_linear_requant(np.ones((1, 3), np.int8), 1.0, 0, packed, 1.0, **kwargs)
+
+
+@pytest.mark.parametrize("kernel", INT8_KERNELS)
+@pytest.mark.parametrize("x_dtype,x_zp", [(np.uint8, 7), (np.int8, -3)])
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_fused_epilogue_is_bit_exact_with_numpy_reference(kernel, x_dtype, x_zp, per_channel):
+    rng = np.random.default_rng(4)
+    info = np.iinfo(x_dtype)
+    for m, k, n in [(1, 784, 100), (37, 300, 100), (200, 1100, 45)]:   # 1100: two VNNI k-blocks
+        xq = rng.integers(info.min, info.max + 1, (m, k), dtype=x_dtype)
+        wq = _i8(rng, n, k)
+        w_scale = rng.uniform(0.001, 0.005, n) if per_channel else 0.002
+        w_zp = rng.integers(-5, 5, n) if per_channel else 0
+        bias = rng.standard_normal(n).astype(np.float32)
+        packed = K.pack_int8_weight(wq, use_vnni=kernel == "vnni")
+        y = K.int8_linear_dequant(xq, 0.1, x_zp, packed, w_scale, w_zp, bias)
+        np.testing.assert_array_equal(y, int8_linear_dequant_reference(xq, 0.1, x_zp, wq, w_scale, w_zp, bias))
+        for out_dtype in ("qint8", "quint8"):
+            q = K.int8_linear_requant(xq, 0.1, x_zp, packed, w_scale, 0.25, 3, w_zp, bias, out_dtype)
+            ref = int8_linear_requant_reference(xq, 0.1, x_zp, wq, w_scale, 0.25, 3, w_zp, bias, out_dtype)
+            assert q.dtype == ref.dtype
+            np.testing.assert_array_equal(q, ref)
+
+
+def test_int8_linear_subtracts_the_activation_zero_point():
+    rng = np.random.default_rng(5)
+    x, w = rng.integers(0, 256, (9, 70), dtype=np.uint8), _i8(rng, 11, 70)
+    expected = int8_matmul_reference(x.astype(np.int32) - 255, w.T)
+    np.testing.assert_array_equal(K.int8_linear(x, K.pack_int8_weight(w), x_zero_point=255), expected)
+    with pytest.raises(ValueError, match=r"x_zero_point must be an integer in \[-128, 127\] for int8 x, got 200"):
+        K.int8_linear(x.view(np.int8), K.pack_int8_weight(w), x_zero_point=200)
+
+
+@pytest.mark.parametrize("dtype,qmin,qmax,zero_point", [(np.uint8, 0, 255, 7), (np.int8, -128, 127, -3),
+                                                        (np.uint8, 0, 127, 64), (np.int8, -8, 7, 0)])
+@pytest.mark.parametrize("scale", [0.1, 1 / 3, 0.5])
+def test_quantize_is_bit_exact_with_quantize_array(dtype, qmin, qmax, zero_point, scale):
+    rng = np.random.default_rng(6)
+    x = (rng.standard_normal((37, 41)) * 40 * scale).astype(np.float32)
+    x.flat[:60] = np.arange(-30, 30) * np.float32(scale) / 2      # exact .5 ties: half to even
+    for xx in (x, x.astype(np.float64), x[::2, ::3], x.reshape(37, 41, 1)):
+        expected = quantize_array(xx, scale, zero_point, qmin, qmax).astype(dtype)
+        np.testing.assert_array_equal(K.quantize(xx, scale, zero_point, qmin, qmax, dtype), expected)
+
+
+@pytest.mark.parametrize("args,error,match", [
+    ((np.ones(3, np.complex64), 1.0, 0, 0, 255, np.uint8), TypeError, "x must be a real-valued array"),
+    (([1.0], 1.0, 0, 0, 255, np.uint8), TypeError, "x must be a NumPy array or Tensor"),
+    ((np.ones(3), 1.0, 0, 0, 255, np.int16), TypeError, "dtype must be int8 or uint8"),
+    ((np.ones(3), 1.0, 0, -1, 255, np.uint8), ValueError, r"\[qmin, qmax\] = \[-1, 255\]"),
+    ((np.ones(3), 0.0, 0, 0, 255, np.uint8), ValueError, "scale must be finite and > 0, got 0.0"),
+    ((np.ones(3), 1.0, 300, 0, 255, np.uint8), ValueError, "zero_point must be an integer in"),
+])
+def test_quantize_rejects_bad_inputs(args, error, match):
+    with pytest.raises(error, match=match):
+        K.quantize(*args)
 
 
 # ----- the "numba" backend in training ---------------------------------------------------

@@ -16,6 +16,11 @@ Quantized layers keep their weight packed and call the packed path (C = X @ W.T,
     q = int8_linear_requant(x_q, x_scale, x_zero_point, packed, w_scale, out_scale, out_zero_point,
                             w_zero_point=0, bias=None, out_dtype="qint8")
         # the same, quantized again: clamp(round_half_even(y * (1/out_scale)) + out_zero_point)
+    q = quantize(x, scale, zero_point, qmin, qmax, np.uint8)   # float -> codes, one pass
+
+Both products run the int8 kernel (which subtracts x's zero point for free) and then one fused
+pass (``requant.py``); layers validate their constants once into an ``Epilogue`` and call
+``linear_epilogue(x_q, x_zero_point, packed, epilogue.at(x_scale), ...)``.
 
 ``int8_linear`` uses the AVX512-VNNI kernel (``vnni.py``) when this CPU has it (``has_vnni()``)
 and the portable kernel (``int8.py``) elsewhere; ``kernel="portable"``/``"vnni"`` forces one.
@@ -29,10 +34,12 @@ from .asm import instruction_counts
 from .csr import csr_matmul
 from .dense import matmul
 from .int8 import PackedInt8Weight, int8_linear, int8_matmul, pack_int8_weight
-from .requant import int8_linear_dequant, int8_linear_requant
+from .quantize import quantize
+from .requant import Epilogue, int8_linear_dequant, int8_linear_requant, linear_epilogue
 from .vnni import has_vnni
 
 __all__ = [
     "matmul", "csr_matmul", "int8_matmul", "pack_int8_weight", "PackedInt8Weight", "int8_linear",
-    "int8_linear_dequant", "int8_linear_requant", "has_vnni", "instruction_counts",
+    "int8_linear_dequant", "int8_linear_requant", "Epilogue", "linear_epilogue", "quantize", "has_vnni",
+    "instruction_counts",
 ]

@@ -106,11 +106,12 @@ def _shifted_activations(x, groups):
     return xu
 
 
-def int8_linear(x, packed, kernel=None):
-    """``x @ W.T`` as exact int32, with W pre-packed by ``pack_int8_weight``.
+def int8_linear(x, packed, kernel=None, x_zero_point=0):
+    """``(x - x_zero_point) @ W.T`` as exact int32, with W pre-packed by ``pack_int8_weight``.
 
-    ``x`` is int8 or uint8 (M, K), ndarray or Tensor. ``kernel`` is None (VNNI when the weight
-    was packed for it, else portable), ``"vnni"`` or ``"portable"``.
+    ``x`` is int8 or uint8 (M, K), ndarray or Tensor; ``x_zero_point`` an integer in x's range
+    (|x - x_zero_point| <= 255, so the result fits in int32 for K <= 2**16). ``kernel`` is None
+    (VNNI when the weight was packed for it, else portable), ``"vnni"`` or ``"portable"``.
     """
     if not isinstance(packed, PackedInt8Weight):
         raise TypeError(f"packed must be a PackedInt8Weight (see pack_int8_weight), got {type(packed).__name__}")
@@ -121,12 +122,18 @@ def int8_linear(x, packed, kernel=None):
         raise ValueError(f"unknown int8 kernel {kernel!r}; expected None, 'vnni' or 'portable'")
     if kernel == "vnni" and packed.vnni is None:
         raise ValueError("kernel='vnni' needs a weight packed for VNNI (this CPU lacks it, or use_vnni=False)")
+    lo, hi = (-128, 127) if x.dtype == np.int8 else (0, 255)
+    if not isinstance(x_zero_point, (int, np.integer)) or not lo <= x_zero_point <= hi:
+        raise ValueError(f"x_zero_point must be an integer in [{lo}, {hi}] for {x.dtype} x, got {x_zero_point!r}")
     m = x.shape[0]
     if m == 0 or n == 0 or k == 0:
         return np.zeros((m, n), np.int32)
     out = np.empty((m, n), np.int32)
-    # the uint8 shift adds 128 * sum_k W[n, k] to every output; int32 wrap keeps this exact
-    corr = ((packed.row_sums * 128) if x.dtype == np.int8 else np.zeros(n, np.int64)).astype(np.int32)
+    # the uint8 shift adds 128 * sum_k W[n, k] to every output and the zero point takes away
+    # x_zero_point * sum_k W[n, k]: one per-column correction, applied as the tiles are stored
+    # (int32 wrap keeps it exact)
+    shift = (128 if x.dtype == np.int8 else 0) + int(x_zero_point)
+    corr = (packed.row_sums * shift).astype(np.int32)
     groups = -(-k // 4)
     xu = _shifted_activations(x, groups)
     if packed.vnni is not None and kernel != "portable":

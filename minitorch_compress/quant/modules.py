@@ -16,11 +16,11 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .. import functional as F
 from .. import nn
-from ..kernels import int8_linear_dequant, int8_linear_requant, pack_int8_weight
+from ..kernels import Epilogue, linear_epilogue, pack_int8_weight, quantize
 from ..nn import Module
 from ..tensor import Tensor
 from .observers import default_weight_observer
-from .qtensor import DTYPES, QTensor, dtype_range, quantize_array
+from .qtensor import QTensor, dtype_range, quantize_array
 
 _INT32_RANGE = (-2 ** 31, 2 ** 31 - 1)
 SMALL_SCALE_THRESHOLD = 6.1e-5
@@ -79,7 +79,9 @@ class _PackedLayer(Module):
         if bias is not None and bias.shape != qweight.shape[:1]:
             raise ValueError(f"bias shape {bias.shape} does not match the weight's output channels {qweight.shape[:1]}")
         self._bias = bias
-        self._bias_for = (None, None)  # (input scale, bias quantized for it), see _StaticLayer
+        # scales, zero points and bias checked and converted once, not on every call
+        self._epilogue = Epilogue(qweight.shape[0], self._w_scale, self._w_zero_point, bias)
+        self._epilogue_for = (None, None)  # (input scale, its epilogue), see _StaticLayer
 
     def weight(self):
         return self._qweight
@@ -126,18 +128,19 @@ class _StaticLayer(_PackedLayer):
         layer.quant_min, layer.quant_max = output_observer.quant_min, output_observer.quant_max
         return layer
 
-    def _quantized_bias(self, x_scale):
-        """b requantized as int32 with scale s_x * s_w and zero point 0, returned as float32 q_b * s_x * s_w.
+    def _epilogue_at(self, x_scale):
+        """The epilogue for inputs of scale s_x, with b requantized as int32 with scale s_x * s_w and
+        zero point 0 (as float32 q_b * s_x * s_w).
 
         Kept for the last input scale seen: in a static model it never changes.
         """
-        if self._bias is None:
-            return None
-        if self._bias_for[0] != x_scale:
-            bias_scale = np.float32(x_scale) * np.asarray(self._w_scale, np.float32)
-            q_bias = quantize_array(self._bias, bias_scale, 0, *_INT32_RANGE)
-            self._bias_for = (x_scale, q_bias * bias_scale)
-        return self._bias_for[1]
+        if self._epilogue_for[0] != x_scale:
+            q_bias = None
+            if self._bias is not None:
+                bias_scale = np.float32(x_scale) * np.asarray(self._w_scale, np.float32)
+                q_bias = quantize_array(self._bias, bias_scale, 0, *_INT32_RANGE) * bias_scale
+            self._epilogue_for = (x_scale, self._epilogue.at(x_scale, q_bias))
+        return self._epilogue_for[1]
 
     def _check_qtensor(self, x):
         if not isinstance(x, QTensor) or x.dtype != "quint8" or x.qscheme() != "per_tensor_affine":
@@ -146,12 +149,9 @@ class _StaticLayer(_PackedLayer):
 
     def _requantized_product(self, x, rows):
         """Output codes of ``rows`` (codes of x, one row per output position) times the weight, on the int8 kernel."""
-        q = int8_linear_requant(rows, x.q_scale(), x.q_zero_point(), self._packed, self._w_scale,
-                                self.scale, self.zero_point, self._w_zero_point,
-                                self._quantized_bias(x.q_scale()), "quint8")
-        if (self.quant_min, self.quant_max) != dtype_range("quint8"):  # a narrower (b-bit) output range
-            np.clip(q, self.quant_min, self.quant_max, out=q)
-        return q
+        # clamped straight to [quant_min, quant_max]: a b-bit observer's range inside quint8's
+        return linear_epilogue(rows, x.q_zero_point(), self._packed, self._epilogue_at(x.q_scale()), np.uint8,
+                               self.scale, self.zero_point, self.quant_min, self.quant_max)
 
     def extra_repr(self):
         return f"qscheme={self._qweight.qscheme()}, scale={self.scale:.6g}, zero_point={self.zero_point}"
@@ -283,8 +283,8 @@ class DynamicLinear(_PackedLayer):
             return Tensor(np.zeros(out_shape, np.float32))
         lo, hi = dtype_range("quint8", self.reduce_range)
         scale, zero_point = choose_qparams(x2.min(), x2.max(), 0, 255, self.reduce_range)
-        x_q = quantize_array(x2, scale, zero_point, lo, hi).astype(DTYPES["quint8"])
-        y = int8_linear_dequant(x_q, scale, zero_point, self._packed, self._w_scale, self._w_zero_point, self._bias)
+        x_q = quantize(x2, scale, zero_point, lo, hi, np.uint8)
+        y = linear_epilogue(x_q, zero_point, self._packed, self._epilogue.at(scale))
         return Tensor(y.reshape(out_shape))
 
     def extra_repr(self):

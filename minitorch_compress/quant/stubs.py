@@ -5,9 +5,10 @@ model and do nothing there. ``prepare`` gives the ``QuantStub`` an observer for 
 range; ``convert`` replaces the stubs by ``Quantize`` (float -> QTensor with the observed scale
 and zero point) and ``DeQuantize`` (QTensor -> float).
 """
+from ..kernels import quantize
 from ..nn import Module
 from ..tensor import Tensor
-from .qtensor import DTYPES, QTensor, check_scale, check_zero_point, dtype_range, quantize_array
+from .qtensor import DTYPES, QTensor, check_scale, check_zero_point, dtype_range
 
 
 class _Stub(Module):
@@ -56,8 +57,8 @@ class Quantize(Module):
     def forward(self, x):
         if not isinstance(x, Tensor):
             raise TypeError(f"Quantize expects a float Tensor, got {type(x).__name__}")
-        q = quantize_array(x.data, self.scale, self.zero_point, self.quant_min, self.quant_max)
-        return QTensor(q.astype(DTYPES[self.dtype]), self.scale, self.zero_point, self.dtype)
+        q = quantize(x.data, self.scale, self.zero_point, self.quant_min, self.quant_max, DTYPES[self.dtype])
+        return QTensor(q, self.scale, self.zero_point, self.dtype)
 
     def extra_repr(self):
         return f"scale={self.scale:.6g}, zero_point={self.zero_point}, dtype={self.dtype}"
