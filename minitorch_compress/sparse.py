@@ -9,8 +9,8 @@ values of its nonzeros), the product skips them: at 90% sparsity it does a tenth
 import numpy as np
 
 from .autograd import Function
-from .kernels.csr import check_csr, csr_matmul
-from .kernels.validate import as_array, check_matrix
+from .kernels.csr import check_csr, csr_product
+from .kernels.validate import as_array, check_inner, check_matrix
 from .nn import Module
 from .tensor import Tensor
 
@@ -68,7 +68,13 @@ class CSRMatrix:
     def __matmul__(self, other):
         if isinstance(other, Tensor):
             return _CSRMatmul.apply(other, self)
-        return csr_matmul(self.indptr, self.indices, self.data, as_array(other, "other"))
+        return self._product(as_array(other, "other"))
+
+    def _product(self, dense):
+        """self @ dense on the kernel; the CSR arrays were checked when this matrix was built."""
+        dense = check_matrix(dense, "dense", [np.float32])
+        check_inner(self.shape, dense.shape, what="A @ dense")
+        return csr_product(self.indptr, self.indices, self.data, dense)
 
     def __repr__(self):
         return f"CSRMatrix(shape={self.shape}, nnz={self.nnz})"
@@ -80,7 +86,7 @@ class _CSRMatmul(Function):
     @staticmethod
     def forward(ctx, x, a):
         ctx.a = a
-        return csr_matmul(a.indptr, a.indices, a.data, x)
+        return a._product(x)
 
     @staticmethod
     def backward(ctx, grad):

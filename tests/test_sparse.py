@@ -55,6 +55,17 @@ def test_csr_matmul_non_contiguous_dense_and_int64_indices():
     np.testing.assert_allclose(out, s @ dense, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (70, 45), (100, 64)])   # edges inside and at a 32 x 32 block
+def test_csr_matrix_times_transposed_batch(shape):
+    rng = np.random.default_rng(4)
+    a = _sparse(rng, (9, shape[1]), 0.6)
+    x = rng.standard_normal(shape).astype(np.float32)
+    for dense in (x.T, x[:, ::-1].T):     # the copy to contiguous rows is blocked; any strides
+        np.testing.assert_allclose(CSRMatrix.from_dense(a) @ dense, a @ dense, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match=r"shapes \(9, 45\) and \(46, 2\) do not match for A @ dense"):
+        CSRMatrix.from_dense(_sparse(rng, (9, 45), 0.6)) @ np.ones((46, 2), np.float32)
+
+
 def test_matmul_with_tensor_backpropagates():
     rng = np.random.default_rng(2)
     a = _sparse(rng, (8, 6), 0.5)
