@@ -48,7 +48,7 @@ class IterativeMagnitudePruning:
                 raise ValueError(f"pruning rate {value!r} must be a number in [0, 1)")
         self.make_model, self.train, self.evaluate = make_model, train, evaluate
         self.directory, self.rate, self.scope, self.exclude = os.fspath(directory), rate, scope, exclude
-        self.rewind_point = RewindPoint(rewind_iteration)
+        self.rewind_iteration = RewindPoint(rewind_iteration).iteration   # validates it
         self.record = Table(COLUMNS, [], {c: "{:.1%}" for c in COLUMNS[1:]})
 
     # ----- files -----------------------------------------------------------------------------
@@ -91,7 +91,7 @@ class IterativeMagnitudePruning:
     def _masks_of(self, model):
         return {name: m.weight_mask.data.copy() for name, m in self._layers(model).items()}
 
-    def _accuracy(self, model):
+    def _train_and_evaluate(self, model):
         self.train(model, [])
         return self.evaluate(model)
 
@@ -104,22 +104,22 @@ class IterativeMagnitudePruning:
         if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
             raise ValueError(f"rounds must be a non-negative int, got {rounds!r}")
         os.makedirs(self.directory, exist_ok=True)
-        model = self.make_model()
-        self.train(model, [self.rewind_point])
-        if self.rewind_point.state is None:
-            raise ValueError(f"training ran fewer than rewind_iteration={self.rewind_point.iteration} steps")
-        save(self.rewind_point.state, self._path("rewind_state"))
+        model, point = self.make_model(), RewindPoint(self.rewind_iteration)
+        self.train(model, [point])
+        if point.state is None:
+            raise ValueError(f"training ran fewer than rewind_iteration={self.rewind_iteration} steps")
+        save(point.state, self._path("rewind_state"))
         rows = [(0, 1.0, self.evaluate(model), "", "")]
         for r in range(1, rounds + 1):
             self._prune(model)
             masks = self._masks_of(model)
             save(masks, self._path(f"masks_round_{r}"))
             model = self.ticket(r)
-            accuracy = self._accuracy(model)
+            accuracy = self._train_and_evaluate(model)
             remaining = 1 - prune.weight_sparsity(model, self.exclude)
             if controls:
-                reinit = self._accuracy(reinitialized(self.make_model, masks))
-                shuffled = self._accuracy(random_masks(self.make_model, masks, self.rewind_state()))
+                reinit = self._train_and_evaluate(reinitialized(self.make_model, masks))
+                shuffled = self._train_and_evaluate(random_masks(self.make_model, masks, self.rewind_state()))
             else:
                 reinit = shuffled = ""
             rows.append((r, remaining, accuracy, reinit, shuffled))
