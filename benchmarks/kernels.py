@@ -127,15 +127,43 @@ def bench_int8(rng):
 
 # ----- thread settings: OpenBLAS and Numba-parallel calls alternating in one process ------
 SETTINGS = {
-    "library defaults": {"NUMBA_THREADING_LAYER": "default", "OPENBLAS_THREAD_TIMEOUT": "28"},
+    "library defaults (omp, GOMP_SPINCOUNT=300000)": {
+        "NUMBA_THREADING_LAYER": "omp", "GOMP_SPINCOUNT": "300000", "OPENBLAS_THREAD_TIMEOUT": "28"},
     "workqueue + OPENBLAS_THREAD_TIMEOUT=4": {"NUMBA_THREADING_LAYER": "workqueue", "OPENBLAS_THREAD_TIMEOUT": "4"},
+    "omp + OMP_WAIT_POLICY=passive + OPENBLAS_THREAD_TIMEOUT=4": {
+        "NUMBA_THREADING_LAYER": "omp", "OMP_WAIT_POLICY": "passive", "OPENBLAS_THREAD_TIMEOUT": "4"},
+    "omp + GOMP_SPINCOUNT=1000 + OPENBLAS_THREAD_TIMEOUT=4": {
+        "NUMBA_THREADING_LAYER": "omp", "GOMP_SPINCOUNT": "1000", "OPENBLAS_THREAD_TIMEOUT": "4"},
     "omp + GOMP_SPINCOUNT=10000 + OPENBLAS_THREAD_TIMEOUT=4": {
         "NUMBA_THREADING_LAYER": "omp", "GOMP_SPINCOUNT": "10000", "OPENBLAS_THREAD_TIMEOUT": "4"},
 }
+# the package sets OMP_WAIT_POLICY=passive by default; rows that measure spinning must not get it
+for _env in SETTINGS.values():
+    _env.setdefault("OMP_WAIT_POLICY", "active" if "GOMP_SPINCOUNT" in _env else "passive")
+_CHOSEN = ("NUMBA_THREADING_LAYER", "NUMBA_THREADING_LAYER_PRIORITY", "GOMP_SPINCOUNT", "OMP_WAIT_POLICY",
+           "OPENBLAS_THREAD_TIMEOUT")
+GAP = 20e-6     # Python work between two kernel calls in a forward pass (a layer's checks, a ReLU)
 
 
 def alternation():
-    """Median times of an MLP-sized OpenBLAS product and our kernel, alone and alternating."""
+    """Cost of one (empty) parallel region started ``GAP`` after the last one ended, then median
+    times of an MLP-sized OpenBLAS product and our kernel, alone and alternating."""
+    from minitorch_compress.kernels.quantize import _quantize
+    tiny = np.zeros(2, np.float32), np.zeros(2, np.uint8)
+
+    def region():
+        _quantize(tiny[0], np.float32(1), np.float32(0), np.float32(0), np.float32(255), tiny[1])
+
+    costs = []
+    for _ in range(200):
+        region()
+        t = time.perf_counter()
+        while time.perf_counter() - t < GAP:
+            pass
+        t = time.perf_counter()
+        region()
+        costs.append(time.perf_counter() - t)
+    region = float(np.median(costs))
     rng = np.random.default_rng(0)
     a = rng.standard_normal((128, 784)).astype(np.float32)
     b = rng.standard_normal((784, 256)).astype(np.float32)
@@ -148,19 +176,20 @@ def alternation():
             fn()
             mixed[i].append(time.perf_counter() - t)
     from numba import threading_layer
-    print(f"{threading_layer()} {alone[0]} {alone[1]} {np.median(mixed[0])} {np.median(mixed[1])}")
+    print(f"{threading_layer()} {region} {alone[0]} {alone[1]} {np.median(mixed[0])} {np.median(mixed[1])}")
 
 
 def bench_threads():
-    print("thread settings, 128x784x256 float32 (ms): alone, then alternating OpenBLAS / ours")
-    print(f"  {'setting':<56} {'layer':<10} {'BLAS':>6} {'ours':>6} {'BLAS alt':>8} {'ours alt':>8}")
-    for name, env in SETTINGS.items():
-        full_env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_THREADING_LAYER", "GOMP_SPINCOUNT")}
+    print(f"thread settings: one empty Numba parallel region started {GAP * 1e6:.0f} us after the last (us); "
+          f"128x784x256 float32 (ms) alone, then alternating OpenBLAS / ours")
+    print(f"  {'setting':<60} {'layer':<10} {'region':>7} {'BLAS':>7} {'ours':>7} {'BLAS alt':>8} {'ours alt':>8}")
+    for name, env in {"package defaults (this checkout)": {}, **SETTINGS}.items():
+        full_env = {k: v for k, v in os.environ.items() if k not in _CHOSEN or not env}
         full_env.update(env)
         out = subprocess.run([sys.executable, __file__, "--alternation"], env=full_env, capture_output=True,
                              text=True, check=True).stdout.split()
-        layer, times = out[0], [float(v) * 1e3 for v in out[1:]]
-        print(f"  {name:<56} {layer:<10} " + " ".join(f"{t:8.3f}" for t in times))
+        layer, region, times = out[0], float(out[1]) * 1e6, [float(v) * 1e3 for v in out[2:]]
+        print(f"  {name:<60} {layer:<10} {region:7.1f} " + " ".join(f"{t:8.3f}" for t in times))
 
 
 def main():
