@@ -229,6 +229,28 @@ def test_quantize_rejects_bad_inputs(args, error, match):
         K.quantize(*args)
 
 
+def test_one_thread_and_the_pool_give_identical_results(monkeypatch):
+    # small calls run on one thread (kernels/threads.py); each output is computed by one thread in
+    # a fixed order either way, so forcing either path must not change a bit
+    from minitorch_compress.kernels import threads
+    from minitorch_compress.sparse import CSRMatrix
+    rng = np.random.default_rng(7)
+    x, a, b = _f32(rng, 300, 130), _f32(rng, 40, 130), _f32(rng, 130, 50)
+    xq, wq = rng.integers(0, 256, (300, 130), dtype=np.uint8), _i8(rng, 50, 130)
+    csr = CSRMatrix.from_dense(np.where(rng.random((50, 130)) < 0.8, 0, _f32(rng, 50, 130)))
+    packed = K.pack_int8_weight(wq)
+
+    def everything():
+        return (K.quantize(x, 0.05, 3, 0, 255, np.uint8), K.matmul(a, b), csr @ x.T, csr @ x[:1].T,
+                K.int8_linear_requant(xq, 0.1, 7, packed, 0.002, 0.25, 3, bias=np.ones(50, np.float32)))
+
+    monkeypatch.setattr(threads, "SERIAL_NS", 0)
+    pool = everything()
+    monkeypatch.setattr(threads, "SERIAL_NS", float("inf"))
+    for got, expected in zip(everything(), pool):
+        np.testing.assert_array_equal(got, expected)
+
+
 # ----- the "numba" backend in training ---------------------------------------------------
 def _loss_curve(backend):
     from minitorch_compress import functional as F

@@ -66,6 +66,16 @@ def test_csr_matrix_times_transposed_batch(shape):
         CSRMatrix.from_dense(_sparse(rng, (9, 45), 0.6)) @ np.ones((46, 2), np.float32)
 
 
+def test_batch_of_one_rounds_as_a_batch():
+    # the one-column kernel groups the sums as the many-column one does: bit-identical rows
+    rng = np.random.default_rng(5)
+    a = CSRMatrix.from_dense(_sparse(rng, (50, 300), 0.9))
+    x = rng.standard_normal((300, 16)).astype(np.float32)
+    batch = a @ x
+    for j in (0, 7):
+        np.testing.assert_array_equal(a @ x[:, j:j + 1], batch[:, j:j + 1])
+
+
 def test_matmul_with_tensor_backpropagates():
     rng = np.random.default_rng(2)
     a = _sparse(rng, (8, 6), 0.5)

@@ -10,6 +10,7 @@ registers. Packing costs O(MK + KN) against the O(MNK) product.
 import numpy as np
 from numba import njit, prange
 
+from . import threads
 from .microkernel import LANES, make_tile_kernel, store_tile
 from .validate import check_inner, check_matrix
 from .workspace import scratch
@@ -19,6 +20,7 @@ NR = NV * LANES
 KC = 256        # k-block: an MR x KC strip of A is 8 KiB, a KC x NR strip of B 32 KiB
 MC = 64         # rows of C per task (a multiple of MR)
 NT = 256        # columns of C per task (a multiple of NR)
+NS_PER_MAC = 0.024   # one thread
 
 _tile = make_tile_kernel("fma", MR, NV)
 
@@ -89,10 +91,12 @@ def matmul(a, b):
         return np.zeros((m, n), np.float32)
     ap = scratch("dense_a", -(-m // MR) * MR * k, np.float32)
     bp = scratch("dense_b", -(-n // NR) * NR * k, np.float32)
-    _pack(a, ap, b, bp)
+    ns = m * n * k * NS_PER_MAC
+    threads.run(_pack, ns, a, ap, b, bp)
     c = np.empty((m, n), np.float32)
     blocks = -(-k // KC)
-    _gemm_packed(ap, bp, c, k, -(-k // blocks), np.zeros(n, np.float32))   # equal k-blocks: no short last block
+    # equal k-blocks: no short last block
+    threads.run(_gemm_packed, ns, ap, bp, c, k, -(-k // blocks), np.zeros(n, np.float32))
     return c
 
 

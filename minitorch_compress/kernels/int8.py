@@ -13,11 +13,12 @@ result fits in int32 (|x*w| <= 2**14), so the wrapped sum equals it.
 import numpy as np
 from numba import njit, prange
 
-from . import vnni
+from . import threads, vnni
 from .validate import check_inner, check_matrix
 from .workspace import scratch
 
 MAX_K = 2 ** 16
+NS_PER_MAC = 0.007    # one thread, VNNI; the portable kernel is slower, which only errs towards parallel
 
 
 class PackedInt8Weight:
@@ -31,6 +32,15 @@ class PackedInt8Weight:
     def __init__(self, weight, vnni_packed, row_sums):
         self.weight, self.vnni, self.row_sums = weight, vnni_packed, row_sums
         self.shape = weight.shape
+        self._corrections = {}
+
+    def correction(self, shift):
+        """int32 ``shift * row_sums`` (wrapping), the per-column term the kernels subtract; a layer
+        sees one or two shifts (its input zero point), so each is computed once."""
+        corr = self._corrections.get(shift)
+        if corr is None:
+            corr = self._corrections[shift] = (self.row_sums * shift).astype(np.int32)
+        return corr
 
     def __repr__(self):
         return f"PackedInt8Weight(shape={self.shape}, vnni={self.vnni is not None})"
@@ -132,14 +142,14 @@ def int8_linear(x, packed, kernel=None, x_zero_point=0):
     # the uint8 shift adds 128 * sum_k W[n, k] to every output and the zero point takes away
     # x_zero_point * sum_k W[n, k]: one per-column correction, applied as the tiles are stored
     # (int32 wrap keeps it exact)
-    shift = (128 if x.dtype == np.int8 else 0) + int(x_zero_point)
-    corr = (packed.row_sums * shift).astype(np.int32)
+    corr = packed.correction((128 if x.dtype == np.int8 else 0) + int(x_zero_point))
     groups = -(-k // 4)
     xu = _shifted_activations(x, groups)
+    ns = m * n * k * NS_PER_MAC
     if packed.vnni is not None and kernel != "portable":
-        vnni.vnni_linear(xu, packed.vnni, groups, corr, out)
+        threads.run(vnni.vnni_linear, ns, xu, packed.vnni, groups, corr, out)
     else:
-        portable_linear(xu, packed.weight, corr, out)
+        threads.run(portable_linear, ns, xu, packed.weight, corr, out)
     return out
 
 

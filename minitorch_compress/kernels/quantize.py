@@ -7,8 +7,10 @@ NumPy takes four whole-array passes and a cast for it; here each element is read
 import numpy as np
 from numba import njit, prange
 
+from . import threads
 from .validate import as_array
 
+NS_PER_ELEMENT = 0.1   # one thread
 _CODE_DTYPES = {np.dtype(np.int8): (-128, 127), np.dtype(np.uint8): (0, 255)}
 
 
@@ -36,8 +38,14 @@ def quantize(x, scale, zero_point, qmin, qmax, dtype):
         raise ValueError(f"zero_point must be an integer in [{lo}, {hi}] for {dtype}, got {zero_point!r}")
     if not np.isfinite(scale) or scale <= 0:
         raise ValueError(f"scale must be finite and > 0, got {scale}")
+    return quantize_checked(x, scale, zero_point, qmin, qmax, dtype)
+
+
+def quantize_checked(x, scale, zero_point, qmin, qmax, dtype):
+    """``quantize`` for arguments already checked (a layer checks its own once; at batch 1 the
+    checks cost as much as the work)."""
     out = np.empty(x.shape, dtype)
     flat = np.ascontiguousarray(x, np.float32).reshape(-1)
-    _quantize(flat, np.float32(1.0) / np.float32(scale), np.float32(zero_point), np.float32(qmin),
-              np.float32(qmax), out.reshape(-1))
+    threads.run(_quantize, flat.size * NS_PER_ELEMENT, flat, np.float32(1.0) / np.float32(scale),
+                np.float32(zero_point), np.float32(qmin), np.float32(qmax), out.reshape(-1))
     return out

@@ -10,14 +10,16 @@ anyway); the rest is one fused pass over the int32 product (``_epilogue``): the 
 for requantization, rounding half to even, the new zero point and the clamp. Each output is read
 and written once, instead of the ~9 whole-array NumPy passes the reference takes.
 """
-import copy
+import math
 
 import numpy as np
 from numba import njit, prange
 
+from . import threads
 from .int8 import int8_linear, int8_matmul_reference
 from .validate import unwrap
 
+NS_PER_OUTPUT = 0.25   # one thread, per output element
 _RANGES = {"qint8": (np.int8, -128, 127), "quint8": (np.uint8, 0, 255)}
 
 
@@ -80,12 +82,15 @@ class Epilogue:
         self.bias = np.zeros(n, np.float32) if bias is None else np.asarray(unwrap(bias), np.float32).reshape(n)
 
     def at(self, x_scale, bias=None):
-        """The constants for inputs of scale ``x_scale`` (and, if given, another float32 bias)."""
-        _check_scale(x_scale, "x_scale")
-        out = copy.copy(self)
-        out.scale = np.float32(x_scale) * self.scale
-        if bias is not None:
-            out.bias = bias
+        """The constants for inputs of scale ``x_scale`` (and, if given, another float32 bias).
+
+        Called per batch by dynamic layers, so it checks the one new number with plain floats.
+        """
+        if not (math.isfinite(x_scale) and x_scale > 0):
+            raise ValueError(f"x_scale must be finite and > 0, got {x_scale}")
+        out = object.__new__(Epilogue)
+        out.scale, out.w_zp = np.float32(x_scale) * self.scale, self.w_zp
+        out.bias = self.bias if bias is None else bias
         return out
 
 
@@ -103,8 +108,9 @@ def linear_epilogue(x_q, x_zero_point, packed, epilogue, out_dtype=None, out_sca
         x_sums = np.asarray(unwrap(x_q)).sum(axis=1, dtype=np.int64) - k * int(x_zero_point)
         w_zp = epilogue.w_zp
     out = np.empty((m, n), np.float32 if out_dtype is None else out_dtype)
-    _epilogue(acc, x_sums, w_zp, epilogue.scale, epilogue.bias, out_dtype is not None, np.float32(1.0 / out_scale),
-              np.float32(out_zero_point), np.float32(lo), np.float32(hi), out)
+    threads.run(_epilogue, m * n * NS_PER_OUTPUT, acc, x_sums, w_zp, epilogue.scale, epilogue.bias,
+                out_dtype is not None, np.float32(1.0 / out_scale), np.float32(out_zero_point), np.float32(lo),
+                np.float32(hi), out)
     return out
 
 

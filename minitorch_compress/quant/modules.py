@@ -16,7 +16,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .. import functional as F
 from .. import nn
-from ..kernels import Epilogue, linear_epilogue, pack_int8_weight, quantize
+from ..kernels import Epilogue, linear_epilogue, pack_int8_weight
+from ..kernels.quantize import quantize_checked
 from ..nn import Module
 from ..tensor import Tensor
 from .observers import default_weight_observer
@@ -283,7 +284,7 @@ class DynamicLinear(_PackedLayer):
             return Tensor(np.zeros(out_shape, np.float32))
         lo, hi = dtype_range("quint8", self.reduce_range)
         scale, zero_point = choose_qparams(x2.min(), x2.max(), 0, 255, self.reduce_range)
-        x_q = quantize(x2, scale, zero_point, lo, hi, np.uint8)
+        x_q = quantize_checked(x2, scale, zero_point, lo, hi, np.uint8)   # choose_qparams gives valid ones
         y = linear_epilogue(x_q, zero_point, self._packed, self._epilogue.at(scale))
         return Tensor(y.reshape(out_shape))
 

@@ -5,7 +5,7 @@ model and do nothing there. ``prepare`` gives the ``QuantStub`` an observer for 
 range; ``convert`` replaces the stubs by ``Quantize`` (float -> QTensor with the observed scale
 and zero point) and ``DeQuantize`` (QTensor -> float).
 """
-from ..kernels import quantize
+from ..kernels.quantize import quantize_checked
 from ..nn import Module
 from ..tensor import Tensor
 from .qtensor import DTYPES, QTensor, check_scale, check_zero_point, dtype_range
@@ -57,7 +57,7 @@ class Quantize(Module):
     def forward(self, x):
         if not isinstance(x, Tensor):
             raise TypeError(f"Quantize expects a float Tensor, got {type(x).__name__}")
-        q = quantize(x.data, self.scale, self.zero_point, self.quant_min, self.quant_max, DTYPES[self.dtype])
+        q = quantize_checked(x.data, self.scale, self.zero_point, self.quant_min, self.quant_max, DTYPES[self.dtype])
         return QTensor(q, self.scale, self.zero_point, self.dtype)
 
     def extra_repr(self):
