@@ -15,9 +15,9 @@ from .random import get_rng
 class ResidualBlock(Module):
     """x + W2 relu(W1 x): a layer that LayerDrop can skip, since its input and output match."""
 
-    def __init__(self, width, hidden=None):
+    def __init__(self, width):
         super().__init__()
-        self.fc1, self.fc2 = Linear(width, hidden or width), Linear(hidden or width, width)
+        self.fc1, self.fc2 = Linear(width, width), Linear(width, width)
 
     def forward(self, x):
         return x + self.fc2(self.fc1(x).relu())

@@ -217,3 +217,15 @@ def test_distiller_rejects_bad_arguments():
         Distiller(student, teacher, hints=[("9", "1", HintLoss(4, 16))])
     with pytest.raises(ValueError, match="latest forward pass"):
         Distiller(student, teacher).loss(mc.tensor(np.zeros((8, 3))), mc.tensor(np.zeros(8, dtype=np.int64)))
+
+
+def test_distiller_remove_hooks_stops_recording_features():
+    loader, teacher, student = tiny_setup()
+    distiller = Distiller(student, teacher, hints=[("1", "1", HintLoss(4, 16))])
+    X, _ = next(iter(loader))
+    distiller(X)
+    recorded = distiller._student_features["1"]
+    distiller.remove_hooks()
+    distiller(X)
+    assert distiller._student_features["1"] is recorded
+    assert not student[1]._forward_hooks and not teacher[1]._forward_hooks   # no public view of hooks
