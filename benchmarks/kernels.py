@@ -131,15 +131,12 @@ SETTINGS = {
         "NUMBA_THREADING_LAYER": "omp", "GOMP_SPINCOUNT": "300000", "OPENBLAS_THREAD_TIMEOUT": "28"},
     "workqueue + OPENBLAS_THREAD_TIMEOUT=4": {"NUMBA_THREADING_LAYER": "workqueue", "OPENBLAS_THREAD_TIMEOUT": "4"},
     "omp + OMP_WAIT_POLICY=passive + OPENBLAS_THREAD_TIMEOUT=4": {
-        "NUMBA_THREADING_LAYER": "omp", "OMP_WAIT_POLICY": "passive", "OPENBLAS_THREAD_TIMEOUT": "4"},
-    "omp + GOMP_SPINCOUNT=1000 + OPENBLAS_THREAD_TIMEOUT=4": {
-        "NUMBA_THREADING_LAYER": "omp", "GOMP_SPINCOUNT": "1000", "OPENBLAS_THREAD_TIMEOUT": "4"},
-    "omp + GOMP_SPINCOUNT=10000 + OPENBLAS_THREAD_TIMEOUT=4": {
-        "NUMBA_THREADING_LAYER": "omp", "GOMP_SPINCOUNT": "10000", "OPENBLAS_THREAD_TIMEOUT": "4"},
+        "NUMBA_THREADING_LAYER": "omp", "OMP_WAIT_POLICY": "passive", "GOMP_SPINCOUNT": "0",
+        "OPENBLAS_THREAD_TIMEOUT": "4"},
 }
-# the package sets OMP_WAIT_POLICY=passive by default; rows that measure spinning must not get it
-for _env in SETTINGS.values():
-    _env.setdefault("OMP_WAIT_POLICY", "active" if "GOMP_SPINCOUNT" in _env else "passive")
+for _spin in ("1000", "3000", "10000"):
+    SETTINGS[f"omp + GOMP_SPINCOUNT={_spin} + OPENBLAS_THREAD_TIMEOUT=4"] = {
+        "NUMBA_THREADING_LAYER": "omp", "GOMP_SPINCOUNT": _spin, "OPENBLAS_THREAD_TIMEOUT": "4"}
 _CHOSEN = ("NUMBA_THREADING_LAYER", "NUMBA_THREADING_LAYER_PRIORITY", "GOMP_SPINCOUNT", "OMP_WAIT_POLICY",
            "OPENBLAS_THREAD_TIMEOUT")
 GAP = 20e-6     # Python work between two kernel calls in a forward pass (a layer's checks, a ReLU)

@@ -4,19 +4,18 @@ import os
 # Thread pools must be configured before NumPy (OpenBLAS) and Numba load. The engine alternates
 # OpenBLAS and Numba-parallel calls; with the default settings, each library's idle threads spin
 # and steal the cores from the other (up to 10x slower on 2 cores). Measured with
-# benchmarks/kernels.py --threads (table in benchmarks/README.md): Numba's OpenMP pool with threads
-# that sleep as soon as a region ends (OMP_WAIT_POLICY=passive) starts a parallel region in ~3-10 us
-# (10-30 us while another process keeps a core busy) and never spins against OpenBLAS. Numba's
-# work-queue pool never spins either but took 60-140 us per region, which made every small product
-# (a 128x784x256 GEMM, a batch-1 layer, quantize + int8 product + requantize) pay several times its
-# work. Short OpenMP spinning (GOMP_SPINCOUNT=1000) was as fast on a quiet machine but 55-80 us per
-# region under load: a spinning thread loses its core to the other process, a woken one gets it.
-# "omp workqueue tbb" (Numba wants all three named): where no OpenMP runtime is found (e.g. macOS
-# without libomp), the work queue. The OpenMP pool is not fork-safe; the package never forks (the
-# autograder and Jupyter start fresh processes). A short OpenBLAS spin timeout lets its threads
-# sleep soon too. setdefault: a user's own choice (e.g. NUMBA_THREADING_LAYER) wins.
+# benchmarks/kernels.py --threads (table and reasons in benchmarks/README.md): waking sleeping
+# threads costs 40-110 us per parallel region on this VM (the work queue, or OpenMP with
+# OMP_WAIT_POLICY=passive) - more than a whole 128x784x256 product takes in OpenBLAS. Numba's
+# OpenMP pool spinning for GOMP_SPINCOUNT=1000 (~20 us) starts a region in ~3 us when the last one
+# ended that recently (the kernels of one forward pass), and OpenBLAS calls alternating with ours
+# kept their speed (3000 cost them ~15%, 10000 up to 70%). "omp workqueue tbb" (Numba wants all
+# three named): where no OpenMP runtime is found (e.g. macOS without libomp), the work queue. The
+# OpenMP pool is not fork-safe; the package never forks (the autograder and Jupyter start fresh
+# processes). A short OpenBLAS spin timeout lets its threads sleep soon too. setdefault: a user's
+# own choice (e.g. NUMBA_THREADING_LAYER, OMP_WAIT_POLICY=passive) wins.
 os.environ.setdefault("NUMBA_THREADING_LAYER_PRIORITY", "omp workqueue tbb")
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 from .random import manual_seed, get_rng  # noqa: E402
