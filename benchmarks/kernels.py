@@ -13,11 +13,13 @@ import subprocess
 import sys
 import time
 
-import numpy as np
-
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from minitorch_compress import kernels as K  # noqa: E402  (sets the thread settings first)
+# before NumPy: the package sets the thread settings, which OpenBLAS reads when it loads (imported
+# after NumPy, its threads kept spinning ~100 ms after each call and halved our kernels' speed)
+from minitorch_compress import kernels as K  # noqa: E402
 from minitorch_compress.sparse import CSRMatrix  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 try:
     import torch

@@ -9,10 +9,10 @@ Goal (issue 2): the engine reaches at least 0.7x the hand-written NumPy throughp
 import argparse
 import time
 
-import numpy as np
-
-import minitorch_compress as mc
+import minitorch_compress as mc  # before NumPy: it sets the thread settings OpenBLAS reads when it loads
 from minitorch_compress import functional as F, nn, optim
+
+import numpy as np
 
 SIZES = (784, 256, 128, 10)
 BATCH = 128
