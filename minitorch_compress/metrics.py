@@ -14,6 +14,7 @@ Every function takes any ``nn.Module``. A pruned parameter counts as ``<name>_or
 under its own name (the mask buffer is training bookkeeping, not part of the model's size).
 """
 from collections import OrderedDict, namedtuple
+import keyword
 import statistics
 import time
 
@@ -33,6 +34,10 @@ class Table:
     """
 
     def __init__(self, columns, rows, formats=None):
+        columns = list(columns)
+        bad = [c for c in columns if not (isinstance(c, str) and c.isidentifier()) or keyword.iskeyword(c)]
+        if bad:
+            raise ValueError(f"column names must be Python identifiers (they name row fields), got {bad}")
         self.Row = namedtuple("Row", columns)
         self.rows = [self.Row(*row) for row in rows]
         self.formats = dict(formats or {})

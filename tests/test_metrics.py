@@ -101,3 +101,9 @@ def test_errors():
         metrics.count_parameters([1, 2])
     with pytest.raises(ValueError, match="repeat=0"):
         metrics.latency(empty, mc.ones(1, 2), repeat=0)
+
+
+def test_table_rejects_column_names_that_cannot_name_a_field():
+    from minitorch_compress.metrics import Table
+    with pytest.raises(ValueError, match="'test acc'"):
+        Table(["layer", "test acc"], [("fc1", 0.9)])
