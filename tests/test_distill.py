@@ -228,4 +228,4 @@ def test_distiller_remove_hooks_stops_recording_features():
     distiller.remove_hooks()
     distiller(X)
     assert distiller._student_features["1"] is recorded
-    assert not student[1]._forward_hooks and not teacher[1]._forward_hooks   # no public view of hooks
+    assert not student[1].forward_hooks() and not teacher[1].forward_hooks()

@@ -81,9 +81,9 @@ def test_repeated_unstructured_pruning_counts_from_the_remainder():
     layer = prune.l1_unstructured(linear_with(W6), "weight", 0.5)   # prunes 0.05, 0.1, 0.2
     prune.l1_unstructured(layer, "weight", 0.5)                    # round(0.5 * 3) = 2 of 0.3, 0.5, 0.6
     np.testing.assert_array_equal(mask_of(layer), [[0, 0, 0], [0, 1, 0]])
-    hook = [h for h in layer._forward_pre_hooks.values()][0]
+    hook = [h for _, h in layer.forward_pre_hooks()][0]
     assert isinstance(hook, prune.PruningContainer) and len(hook) == 2
-    assert len(layer._forward_pre_hooks) == 1
+    assert len(layer.forward_pre_hooks()) == 1
 
 
 def test_random_unstructured_counts_and_compounds():
@@ -210,7 +210,7 @@ def test_remove_makes_pruning_permanent():
     assert list(layer.state_dict()) == ["bias", "weight"]
     assert layer.weight is original and isinstance(layer.weight, nn.Parameter)
     np.testing.assert_array_equal(layer.weight.data, np.float32([[0, -0.5, 0], [0, 0.6, 0]]))
-    assert not prune.is_pruned(layer) and len(layer._forward_pre_hooks) == 0
+    assert not prune.is_pruned(layer) and len(layer.forward_pre_hooks()) == 0
 
 
 def test_prune_method_on_a_plain_tensor():

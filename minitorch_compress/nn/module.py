@@ -151,7 +151,11 @@ class Module:
 
     def forward_pre_hooks(self):
         """The forward pre-hooks in call order, as ``(handle, hook)`` pairs; ``handle.remove()`` takes one out."""
-        return [(RemovableHandle(self._forward_pre_hooks, key), hook) for key, hook in self._forward_pre_hooks.items()]
+        return _with_handles(self._forward_pre_hooks)
+
+    def forward_hooks(self):
+        """The forward hooks in call order, as ``(handle, hook)`` pairs."""
+        return _with_handles(self._forward_hooks)
 
     def register_forward_hook(self, hook):
         """``hook(module, args, output)`` runs after ``forward``; a non-None result replaces the output."""
@@ -281,6 +285,10 @@ class Module:
         lines = [f"({name}): " + repr(m).replace("\n", "\n  ") for name, m in self.named_children()]
         head = f"{type(self).__name__}({self.extra_repr()}"
         return head + ")" if not lines else head + "\n  " + "\n  ".join(lines) + "\n)"
+
+
+def _with_handles(hooks):
+    return [(RemovableHandle(hooks, key), hook) for key, hook in hooks.items()]
 
 
 def _as_buffer(name, value):
