@@ -145,7 +145,7 @@ def int8_linear(x, packed, kernel=None, x_zero_point=0):
     corr = packed.correction((128 if x.dtype == np.int8 else 0) + int(x_zero_point))
     groups = -(-k // 4)
     xu = _shifted_activations(x, groups)
-    ns = m * n * k * NS_PER_MAC
+    ns = -(-m // vnni.MR) * vnni.MR * -(-n // vnni.NR) * vnni.NR * groups * 4 * NS_PER_MAC   # tiles are padded
     if packed.vnni is not None and kernel != "portable":
         threads.run(vnni.vnni_linear, ns, xu, packed.vnni, groups, corr, out)
     else:
