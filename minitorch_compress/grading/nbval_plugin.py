@@ -10,6 +10,7 @@ the cell timeout, so when the kernel process exits mid-cell we record that and e
 import json
 import os
 import threading
+import time
 
 import pytest
 
@@ -37,8 +38,11 @@ def _watch_kernel(item, stop):
     process = getattr(getattr(getattr(kernel, "km", None), "provisioner", None), "process", None)
     if process is None:
         return
+    deadline = time.monotonic() + float(item.config.getoption("nbval_cell_timeout"))
     while not stop.wait(0.5):
         if process.poll() is not None:
+            if time.monotonic() >= deadline:
+                return  # nbval timed the cell out and stopped the kernel itself; it reports the timeout
             _results[str(item.cell_num)] = {"outcome": "failed", "stdout": "", "message": KERNEL_DIED}
             _save()
             os._exit(3)  # nothing left to run: the kernel, and with it this task, is gone
