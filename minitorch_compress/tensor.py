@@ -386,8 +386,8 @@ def matmul(a, b, backend=None):
         return out.reshape(shape)
 
     def backward(g):
-        return (matmul_arrays(g, b.data.swapaxes(-1, -2), backend),
-                matmul_arrays(a.data.swapaxes(-1, -2), g, backend))
+        return (matmul_arrays(g, b.data.swapaxes(-1, -2), backend) if a.requires_grad else None,
+                matmul_arrays(a.data.swapaxes(-1, -2), g, backend) if b.requires_grad else None)
     return a._make(matmul_arrays(a.data, b.data, backend), (a, b), backward)
 
 

@@ -155,3 +155,16 @@ def test_dropout_gradient_uses_the_same_mask():
     assert gradcheck(dropped, [x])
     with pytest.raises(ValueError, match="p=1.5"):
         F.dropout(x, 1.5)
+
+
+@pytest.mark.parametrize("op", ["linear", "conv2d", "matmul"])
+def test_gradients_are_computed_only_for_inputs_that_need_them(op):
+    x = t64(2, 3, 5, 5, requires_grad=False) if op == "conv2d" else t64(4, 3, requires_grad=False)
+    w = t64(2, 3, 3, 3, seed=1) if op == "conv2d" else t64(2, 3, seed=1)
+    fn = {"linear": lambda x, w: F.linear(x, w), "conv2d": lambda x, w: F.conv2d(x, w, padding=1),
+          "matmul": lambda x, w: x @ w.T}[op]
+    assert gradcheck(fn, [x, w])
+    assert x.grad is None
+    x.requires_grad, w.requires_grad = True, False
+    assert gradcheck(fn, [x, w])
+    assert w.grad is None
