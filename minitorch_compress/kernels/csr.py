@@ -2,8 +2,11 @@
 
 For row r, ``out[r, :] = sum_p data[p] * dense[indices[p], :]`` over its nonzeros p: every
 update reads and writes whole contiguous rows, which vectorises, and rows are independent, so
-threads need no synchronisation. Nonzeros are taken four at a time so that each pass over
-``out[r]`` does four multiply-adds per load and store.
+threads need no synchronisation. Nonzeros are taken eight at a time so that each pass over
+``out[r]`` does eight (fused) multiply-adds per load and store, and the dense rows are indexed in
+place rather than through a row view per nonzero, whose set-up cost about as much as the work at
+batch 256 (with four, views and no FMA the product was ~1.2x slower at 90% sparsity). Blocking
+the columns so a slice of ``dense`` stays in L2 was slower still: it shortens the inner loop.
 
 For a layer ``y = x @ W.T`` with a sparse W (out, in), call it as ``(W @ x.T).T``: ``dense`` is
 then ``x.T`` (in, batch), whose rows are contiguous once copied. That copy is a transpose; NumPy's
@@ -18,24 +21,26 @@ from . import threads
 from .validate import as_array, check_matrix
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, fastmath={"contract"})
 def _csr_vector(indptr, indices, data, x, out):
-    """The one-column case (a batch of one): scalars instead of four row views per step, which
-    made it 2-3x slower; the same grouping by four, so the sums round exactly as in ``_csr_rows``."""
+    """The one-column case (a batch of one): scalars instead of row loops of length one, which
+    made it 2-3x slower; the same grouping by eight, so the sums round exactly as in ``_csr_rows``."""
     for r in prange(out.size):
         acc = np.float32(0)
         p, end = indptr[r], indptr[r + 1]
-        while p + 4 <= end:
-            acc += (data[p] * x[indices[p]] + data[p + 1] * x[indices[p + 1]] + data[p + 2] * x[indices[p + 2]]
-                    + data[p + 3] * x[indices[p + 3]])
-            p += 4
+        while p + 8 <= end:
+            acc += ((data[p] * x[indices[p]] + data[p + 1] * x[indices[p + 1]] + data[p + 2] * x[indices[p + 2]]
+                     + data[p + 3] * x[indices[p + 3]])
+                    + (data[p + 4] * x[indices[p + 4]] + data[p + 5] * x[indices[p + 5]]
+                       + data[p + 6] * x[indices[p + 6]] + data[p + 7] * x[indices[p + 7]]))
+            p += 8
         while p < end:
             acc += data[p] * x[indices[p]]
             p += 1
         out[r] = acc
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, fastmath={"contract"})
 def _csr_rows(indptr, indices, data, dense, out):
     """out[r] = sum over p in indptr[r]:indptr[r+1] of data[p] * dense[indices[p]]."""
     if dense.shape[1] == 1:
@@ -45,16 +50,19 @@ def _csr_rows(indptr, indices, data, dense, out):
         row = out[r]
         row[:] = 0
         p, end = indptr[r], indptr[r + 1]
-        while p + 4 <= end:
+        while p + 8 <= end:
             v0, v1, v2, v3 = data[p], data[p + 1], data[p + 2], data[p + 3]
-            d0, d1, d2, d3 = dense[indices[p]], dense[indices[p + 1]], dense[indices[p + 2]], dense[indices[p + 3]]
+            v4, v5, v6, v7 = data[p + 4], data[p + 5], data[p + 6], data[p + 7]
+            i0, i1, i2, i3 = indices[p], indices[p + 1], indices[p + 2], indices[p + 3]
+            i4, i5, i6, i7 = indices[p + 4], indices[p + 5], indices[p + 6], indices[p + 7]
             for j in range(row.size):
-                row[j] += v0 * d0[j] + v1 * d1[j] + v2 * d2[j] + v3 * d3[j]
-            p += 4
+                row[j] += ((v0 * dense[i0, j] + v1 * dense[i1, j] + v2 * dense[i2, j] + v3 * dense[i3, j])
+                             + (v4 * dense[i4, j] + v5 * dense[i5, j] + v6 * dense[i6, j] + v7 * dense[i7, j]))
+            p += 8
         while p < end:
-            v, d = data[p], dense[indices[p]]
+            v, i0 = data[p], indices[p]
             for j in range(row.size):
-                row[j] += v * d[j]
+                row[j] += v * dense[i0, j]
             p += 1
 
 
