@@ -3,10 +3,11 @@
 For row r, ``out[r, :] = sum_p data[p] * dense[indices[p], :]`` over its nonzeros p: every
 update reads and writes whole contiguous rows, which vectorises, and rows are independent, so
 threads need no synchronisation. Nonzeros are taken eight at a time so that each pass over
-``out[r]`` does eight (fused) multiply-adds per load and store, and the dense rows are indexed in
-place rather than through a row view per nonzero, whose set-up cost about as much as the work at
-batch 256 (with four, views and no FMA the product was ~1.2x slower at 90% sparsity). Blocking
-the columns so a slice of ``dense`` stays in L2 was slower still: it shortens the inner loop.
+``out[r]`` does eight (fused) multiply-adds per load and store, with the dense rows indexed in
+place. Against four unfused ones through a row view per nonzero that gained only 3-8% at 90%
+sparsity and batch 256: the product is bound by reading a 1 KiB dense row per nonzero, not by
+arithmetic. Blocking the columns so that a slice of ``dense`` stays in L2 was slower (it shortens
+the inner loop), and so was taking sixteen nonzeros at a time.
 
 For a layer ``y = x @ W.T`` with a sparse W (out, in), call it as ``(W @ x.T).T``: ``dense`` is
 then ``x.T`` (in, batch), whose rows are contiguous once copied. That copy is a transpose; NumPy's
