@@ -61,11 +61,10 @@ def _pack(a, ap, b, bp):
 
 
 @njit(cache=True, parallel=True)
-def _gemm_packed(ap, bp, c, k, kc, zero_cols):
+def _gemm_packed(ap, bp, c, k, kc, zeros):
     """c = A @ B from the packed operands (see the module docstring); ``kc`` is the k-block.
 
-    ``zero_cols`` is n zeros: the tile epilogue is shared with the int8 kernel, which subtracts
-    a per-column correction there.
+    ``zeros`` is n zeros: where the tiles start (the int8 kernel starts from a correction).
     """
     m, n = c.shape
     mtasks = (m + MC - 1) // MC
@@ -73,13 +72,19 @@ def _gemm_packed(ap, bp, c, k, kc, zero_cols):
     for t in prange(mtasks * ntasks):
         row_strips = range(t // ntasks * (MC // MR), min((t // ntasks + 1) * (MC // MR), (m + MR - 1) // MR))
         col_strips = range(t % ntasks * (NT // NR), min((t % ntasks + 1) * (NT // NR), (n + NR - 1) // NR))
-        tile = np.empty(MR * NR, np.float32)
+        edge, edge_zeros = np.empty(MR * NR, np.float32), np.zeros(NR, np.float32)
         for p0 in range(0, k, kc):
             steps = min(kc, k - p0)
             for js in col_strips:
                 for is_ in row_strips:
-                    _tile(ap, is_ * k * MR + p0 * MR, 1, MR, bp, js * k * NR + p0 * NR, tile, steps)
-                    store_tile(c, tile, is_ * MR, js * NR, NR, p0 == 0, zero_cols)
+                    r0, c0 = is_ * MR, js * NR
+                    a_off, b_off = is_ * k * MR + p0 * MR, js * k * NR + p0 * NR
+                    if r0 + MR <= m and c0 + NR <= n:
+                        _tile(ap, a_off, 1, MR, bp, b_off, steps, c, r0 * n + c0, n, zeros, c0, p0)
+                    else:
+                        _tile(ap, a_off, 1, MR, bp, b_off, steps, edge, 0, NR, edge_zeros, 0, 0)
+                        store_tile(c, edge, r0, c0, NR, p0 == 0, zeros)
+
 
 def matmul(a, b):
     """``a @ b`` for 2-D float32 arrays (or Tensors), computed by our Numba GEMM; returns float32."""

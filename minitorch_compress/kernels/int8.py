@@ -32,15 +32,15 @@ class PackedInt8Weight:
     def __init__(self, weight, vnni_packed, row_sums):
         self.weight, self.vnni, self.row_sums = weight, vnni_packed, row_sums
         self.shape = weight.shape
-        self._corrections = {}
+        self._offsets = {}
 
-    def correction(self, shift):
-        """int32 ``shift * row_sums`` (wrapping), the per-column term the kernels subtract; a layer
+    def offset(self, shift):
+        """int32 ``-shift * row_sums`` (wrapping), the per-column term the kernels add; a layer
         sees one or two shifts (its input zero point), so each is computed once."""
-        corr = self._corrections.get(shift)
-        if corr is None:
-            corr = self._corrections[shift] = (self.row_sums * shift).astype(np.int32)
-        return corr
+        offset = self._offsets.get(shift)
+        if offset is None:
+            offset = self._offsets[shift] = (self.row_sums * -shift).astype(np.int32)
+        return offset
 
     def __repr__(self):
         return f"PackedInt8Weight(shape={self.shape}, vnni={self.vnni is not None})"
@@ -66,8 +66,8 @@ def pack_int8_weight(weight, use_vnni=None):
 
 
 @njit(cache=True, parallel=True)
-def portable_linear(xu, w, corr, out):
-    """out = xu[:, :K] @ w.T - corr: uint8 (M', >=K) x int8 (N, K) -> int32, 4x4 register tiles.
+def portable_linear(xu, w, offset, out):
+    """out = xu[:, :K] @ w.T + offset: uint8 (M', >=K) x int8 (N, K) -> int32, 4x4 register tiles.
 
     ``xu`` has at least M rounded up to 4 rows. Each update is wrapped back to int32
     (``np.int32(...)``), otherwise Numba widens the sums to int64 and the loop runs at half width.
@@ -96,7 +96,7 @@ def portable_linear(xu, w, corr, out):
             tile = ((c00, c01, c02, c03), (c10, c11, c12, c13), (c20, c21, c22, c23), (c30, c31, c32, c33))
             for i in range(min(4, m - i0)):
                 for j in range(min(4, n - j0)):
-                    out[i0 + i, j0 + j] = tile[i][j] - corr[j0 + j]
+                    out[i0 + i, j0 + j] = tile[i][j] + offset[j0 + j]
 
 
 def _shifted_activations(x, groups):
@@ -142,14 +142,14 @@ def int8_linear(x, packed, kernel=None, x_zero_point=0):
     # the uint8 shift adds 128 * sum_k W[n, k] to every output and the zero point takes away
     # x_zero_point * sum_k W[n, k]: one per-column correction, applied as the tiles are stored
     # (int32 wrap keeps it exact)
-    corr = packed.correction((128 if x.dtype == np.int8 else 0) + int(x_zero_point))
+    offset = packed.offset((128 if x.dtype == np.int8 else 0) + int(x_zero_point))
     groups = -(-k // 4)
     xu = _shifted_activations(x, groups)
     ns = -(-m // vnni.MR) * vnni.MR * -(-n // vnni.NR) * vnni.NR * groups * 4 * NS_PER_MAC   # tiles are padded
     if packed.vnni is not None and kernel != "portable":
-        threads.run(vnni.vnni_linear, ns, xu, packed.vnni, groups, corr, out)
+        threads.run(vnni.vnni_linear, ns, xu, packed.vnni, groups, offset, out)
     else:
-        threads.run(portable_linear, ns, xu, packed.weight, corr, out)
+        threads.run(portable_linear, ns, xu, packed.weight, offset, out)
     return out
 
 

@@ -48,10 +48,10 @@ def pack_vnni(w, out):
 
 
 @njit(cache=True, parallel=True)
-def vnni_linear(xu, wp, groups, corr, out):
-    """out = xu[:, :4*groups] @ W.T - corr, with ``wp`` = W packed by ``pack_vnni``.
+def vnni_linear(xu, wp, groups, offset, out):
+    """out = xu[:, :4*groups] @ W.T + offset, with ``wp`` = W packed by ``pack_vnni``.
 
-    ``xu`` is uint8 (rows padded to a multiple of MR, width a multiple of 4); ``corr`` int32 per
+    ``xu`` is uint8 (rows padded to a multiple of MR, width a multiple of 4); ``offset`` int32 per
     output column. The int32 lanes wrap, so the result is exact whenever it fits in int32.
     """
     m, n = out.shape
@@ -60,10 +60,15 @@ def vnni_linear(xu, wp, groups, corr, out):
     for t in prange(mtasks * ntasks):
         row_strips = range(t // ntasks * (MC // MR), min((t // ntasks + 1) * (MC // MR), (m + MR - 1) // MR))
         col_strips = range(t % ntasks * (NT // NR), min((t % ntasks + 1) * (NT // NR), (n + NR - 1) // NR))
-        tile = np.empty(MR * NR, np.int32)
+        edge, edge_zeros = np.empty(MR * NR, np.int32), np.zeros(NR, np.int32)
         for g0 in range(0, groups, KG):
             steps = min(KG, groups - g0)
             for js in col_strips:
                 for is_ in row_strips:
-                    _tile(xu, is_ * MR * a_rs + g0, a_rs, 1, wp, js * groups * NR + g0 * NR, tile, steps)
-                    store_tile(out, tile, is_ * MR, js * NR, NR, g0 == 0, corr)
+                    r0, c0 = is_ * MR, js * NR
+                    a_off, b_off = r0 * a_rs + g0, js * groups * NR + g0 * NR
+                    if r0 + MR <= m and c0 + NR <= n:
+                        _tile(xu, a_off, a_rs, 1, wp, b_off, steps, out, r0 * n + c0, n, offset, c0, g0)
+                    else:
+                        _tile(xu, a_off, a_rs, 1, wp, b_off, steps, edge, 0, NR, edge_zeros, 0, 0)
+                        store_tile(out, edge, r0, c0, NR, g0 == 0, offset)
