@@ -1,6 +1,7 @@
 """Time our Numba kernels against OpenBLAS (NumPy), SciPy and, if installed, PyTorch, in one run.
 
     NUMBA_CACHE_DIR=.numba_cache python benchmarks/kernels.py            # the table (~2 min)
+    NUMBA_CACHE_DIR=.numba_cache python benchmarks/kernels.py --only int8   # one table
     NUMBA_CACHE_DIR=.numba_cache python benchmarks/kernels.py --threads  # thread settings
 
 Ratios are "speed relative to OpenBLAS float32" (its time / ours: above 1 is faster) and are
@@ -194,6 +195,8 @@ def bench_threads():
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", action="store_true", help="compare thread settings in subprocesses")
+    parser.add_argument("--only", choices=("dense", "csr", "int8"), action="append",
+                        help="run only these tables (repeatable); default: all three")
     parser.add_argument("--alternation", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.alternation:
@@ -209,9 +212,9 @@ def main():
           f"VNNI: {K.has_vnni()}; PyTorch: {torch.__version__ if torch else 'not installed'}; "
           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')}")
     rng = np.random.default_rng(0)
-    bench_dense(rng)
-    bench_csr(rng)
-    bench_int8(rng)
+    for name, bench in (("dense", bench_dense), ("csr", bench_csr), ("int8", bench_int8)):
+        if args.only is None or name in args.only:
+            bench(rng)
 
 
 if __name__ == "__main__":

@@ -8,13 +8,15 @@ import re
 import numpy as np
 
 from . import dense, int8, vnni
+from .microkernel import blocked_product
 
-# kernel name -> (Numba dispatcher, a small call that compiles it with its usual signature)
+# kernel name -> (the packed weight's dtype, which picks the micro-kernel; a small call that
+# compiles the product loop with it)
 _KERNELS = {
-    "dense": (dense._gemm_packed, lambda: dense.matmul(np.ones((2, 3), np.float32), np.ones((3, 2), np.float32))),
-    "portable": (int8.portable_linear,
+    "dense": (np.float32, lambda: dense.matmul(np.ones((2, 3), np.float32), np.ones((3, 2), np.float32))),
+    "portable": (np.int16,
                  lambda: int8.int8_matmul(np.ones((2, 8), np.int8), np.ones((8, 3), np.int8), kernel="portable")),
-    "vnni": (vnni.vnni_linear, lambda: int8.int8_matmul(np.ones((2, 8), np.int8), np.ones((8, 3), np.int8))),
+    "vnni": (np.int8, lambda: int8.int8_matmul(np.ones((2, 8), np.int8), np.ones((8, 3), np.int8))),
 }
 MNEMONICS = ("vpdpbusd", "vpdpwssd", "vpmaddwd", "vpmulld", "vfmadd231ps", "vfmadd213ps", "vfmadd132ps")
 
@@ -24,17 +26,18 @@ def instruction_counts(kernel, mnemonics=MNEMONICS):
 
     Counts are static (instructions in the code, not executions): a loop body with 32
     ``vpdpbusd`` does 32 x 64 int8 multiply-adds per trip. On an AVX512-VNNI host LLVM compiles
-    the portable kernel's widened int32 loop to ``vpdpwssd`` (pairs of int16, 32 per instruction):
-    half of what ``vpdpbusd`` does, which is why the hand-written VNNI kernel is faster.
+    the portable kernel's multiply-add of int16 pairs to ``vpdpwssd`` (32 per instruction; without
+    VNNI, ``vpmaddwd`` and an add): half of what ``vpdpbusd`` does, twice what ``vfmadd231ps`` does.
     """
     if kernel not in _KERNELS:
         raise ValueError(f"unknown kernel {kernel!r}; expected one of {sorted(_KERNELS)}")
     if kernel == "vnni" and not vnni.has_vnni():
         raise ValueError("this CPU has no AVX512-VNNI, so there is no 'vnni' kernel to inspect")
-    dispatcher, warm_up = _KERNELS[kernel]
+    weight_dtype, warm_up = _KERNELS[kernel]
     warm_up()
-    from numba import njit
-    fresh = njit(parallel=True)(dispatcher.py_func)
-    fresh.compile(dispatcher.signatures[0])
+    from numba import from_dtype, njit
+    signature = next(sig for sig in blocked_product.signatures if sig[4].dtype == from_dtype(weight_dtype))
+    fresh = njit(parallel=True)(blocked_product.py_func)
+    fresh.compile(signature)
     asm = "\n".join(fresh.inspect_asm().values())
     return {m: len(re.findall(rf"^\s*{m}\b", asm, re.MULTILINE)) for m in mnemonics}

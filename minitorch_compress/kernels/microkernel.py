@@ -1,129 +1,180 @@
-"""Register-tiled micro-kernels written directly in LLVM IR through Numba's ``@intrinsic``.
+"""Register-tiled micro-kernels written in LLVM IR through Numba's ``@intrinsic``, and the
+blocked, parallel loop that calls them: the one product loop of the dense and int8 kernels.
 
-A micro-kernel computes one ``MR x (NV*16)`` tile of a matrix product over ``kc`` steps,
-keeping the whole tile in ``MR*NV`` vector registers of 16 lanes::
+A micro-kernel computes one ``MR x NR`` tile (``NR = NV*16``) of a matrix product over ``kc``
+steps, keeping the whole tile in ``MR*NV`` vector registers of 16 lanes::
 
     acc[i][v] = C[c_off + i*c_rs + v*16 : ... + 16] if accumulate else init[init_off + v*16 : ... + 16]
     for k in range(kc):
-        for v in range(NV):   bv = B[b_off + k*NV*16 + v*16 : ... + 16]      # packed B row
-        for i in range(MR):   a = splat(A[a_off + i*a_rs + k*a_ks])          # one scalar, broadcast
+        for v in range(NV):   bv = B[b_off + k*NR + v*16 : ... + 16]         # packed B row
+        for i in range(MR):   a = splat(A[a_off + i*a_rs + k*a_ks])          # one lane, broadcast
                               acc[i][v] = combine(acc[i][v], a, bv)
     C[c_off + i*c_rs + v*16 : ... + 16] = acc[i][v]
 
-``C`` is the product itself for whole tiles, so the tile goes from registers straight to memory
+Numba cannot hold a vector in a register across a loop from Python code (LLVM's loop and
+SLP vectorisers give at most 4x4 scalar tiles), so the loop is emitted as IR here. The combine
+follows B's dtype; a lane is 4 bytes in all three:
+
+- float32: ``acc += a * bv`` with ``llvm.fma`` (LLVM lowers it for any CPU);
+- int16 (the portable int8 kernel): each lane holds a pair of int16, and ``acc`` (int32) gets
+  the sum of the pair's two products: sign-extend, multiply, add even and odd lanes. That is
+  generic IR, which LLVM turns into ``vpmaddwd`` (or ``vpdpwssd`` on AVX512-VNNI; ``pmaddwd``
+  on SSE2/AVX2; ``smull``/``sadalp`` on ARM);
+- int8: each lane holds 4 bytes (uint8 in ``a``, int8 in ``bv``) and ``acc`` gets the sum of the
+  4 byte products: one AVX512-VNNI instruction, ``llvm.x86.avx512.vpdpbusd.512``. It only runs
+  on CPUs with ``avx512_vnni`` (see ``vnni.py``).
+
+``C`` is the product itself for whole tiles, so a tile goes from registers straight to memory
 (an 8 x 32 tile passed through a scratch tile and copied out cost a third of the int8 kernel's
 time); tiles at the edges go to a scratch tile, then ``store_tile`` copies the part inside.
-``init`` is a per-column start value: zeros for a plain product, the int8 kernel's zero-point
+``init`` is a per-column start value: zeros for a plain product, the int8 kernels' zero-point
 correction.
-
-Numba cannot hold a vector in a register across a loop from Python code (LLVM's loop and
-SLP vectorisers give at most 4x4 scalar tiles), so the loop is emitted as IR here. Two combines:
-
-- ``"fma"``: float32, ``acc += a * bv`` with ``llvm.fma`` (portable: LLVM lowers it for any CPU);
-- ``"vpdpbusd"``: int32 lanes, each lane of ``a`` and ``bv`` holding 4 bytes (uint8 in ``a``,
-  int8 in ``bv``) and ``acc += sum of the 4 byte products`` — one AVX512-VNNI instruction,
-  ``llvm.x86.avx512.vpdpbusd.512``. It only runs on CPUs with ``avx512_vnni`` (see ``vnni.py``).
 """
+import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
 LANES = 16
+MR, NV = 8, 2
+NR = NV * LANES
+MC = 64         # rows of C per task (a multiple of MR)
+NT = 256        # columns of C per task (a multiple of NR)
 
 
-def _combine(builder, kind, acc, a, b):
-    module = builder.module
+def _vpdpbusd(builder, acc, a, b):
     vec = acc.type
-    if kind == "fma":
-        fn = cgutils.get_or_insert_function(module, ir.FunctionType(vec, [vec] * 3), "llvm.fma.v16f32")
-        return builder.call(fn, [a, b, acc])
-    fn = cgutils.get_or_insert_function(module, ir.FunctionType(vec, [vec] * 3), "llvm.x86.avx512.vpdpbusd.512")
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3),
+                                        "llvm.x86.avx512.vpdpbusd.512")
     return builder.call(fn, [acc, a, b])
 
 
-def make_tile_kernel(kind, mr, nv):
-    """Return an intrinsic ``tile(a, a_off, a_rs, a_ks, b, b_off, kc, c, c_off, c_rs, init, init_off,
-    accumulate)`` (see the module docstring; ``accumulate`` is an integer, nonzero to add to C).
+def _fma(builder, acc, a, b):
+    vec = acc.type
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3), "llvm.fma.v16f32")
+    return builder.call(fn, [a, b, acc])
 
-    Offsets and strides count elements of the lane type (float32 for ``"fma"``, 4-byte groups
-    for ``"vpdpbusd"``); the arrays may be of any dtype of that lane size and are reinterpreted.
-    """
-    scalar = ir.FloatType() if kind == "fma" else ir.IntType(32)
+
+def _madd_pairs(builder, acc, a, b):
+    pairs, wide = ir.VectorType(ir.IntType(16), 2 * LANES), ir.VectorType(ir.IntType(32), 2 * LANES)
+    a32, b32 = (builder.sext(builder.bitcast(v, pairs), wide) for v in (a, b))
+    products = builder.mul(a32, b32)
+    even, odd = (builder.shuffle_vector(products, ir.Constant(wide, ir.Undefined),
+                                        ir.Constant(ir.VectorType(ir.IntType(32), LANES), list(range(first, 2 * LANES, 2))))
+                 for first in (0, 1))
+    return builder.add(acc, builder.add(even, odd))
+
+
+# B's dtype -> (lane type, combine)
+_KINDS = {types.float32: (ir.FloatType(), _fma), types.int16: (ir.IntType(32), _madd_pairs),
+          types.int8: (ir.IntType(32), _vpdpbusd)}
+
+
+@intrinsic
+def tile(typingctx, a, a_off, a_rs, a_ks, b, b_off, kc, c, c_off, c_rs, init, init_off, accumulate):
+    """One MR x NR tile (see the module docstring); ``accumulate`` is an integer, nonzero to add
+    to C. Offsets and strides count 4-byte lanes; the arrays are reinterpreted as lanes."""
+    for arr in (a, b, c, init):
+        if not isinstance(arr, types.Array):
+            return None
+    if b.dtype not in _KINDS:
+        return None
+    scalar, combine = _KINDS[b.dtype]
     vec = ir.VectorType(scalar, LANES)
-    width = nv * LANES
+    intp = types.intp
+    sig = types.void(a, intp, intp, intp, b, intp, intp, c, intp, intp, init, intp, intp)
 
-    @intrinsic
-    def tile(typingctx, a, a_off, a_rs, a_ks, b, b_off, kc, c, c_off, c_rs, init, init_off, accumulate):
-        for arr in (a, b, c, init):
-            if not isinstance(arr, types.Array):
-                return None
-        intp = types.intp
-        sig = types.void(a, intp, intp, intp, b, intp, intp, c, intp, intp, init, intp, intp)
+    def codegen(context, builder, signature, args):
+        a_arr, a_off, a_rs, a_ks, b_arr, b_off, kc, c_arr, c_off, c_rs, i_arr, init_off, accumulate = args
+        ptr, vptr = ir.PointerType(scalar), ir.PointerType(vec)
 
-        def codegen(context, builder, signature, args):
-            a_arr, a_off, a_rs, a_ks, b_arr, b_off, kc, c_arr, c_off, c_rs, i_arr, init_off, accumulate = args
-            ptr, vptr = ir.PointerType(scalar), ir.PointerType(vec)
+        def data(k, arr):
+            return builder.bitcast(context.make_array(signature.args[k])(context, builder, arr).data, ptr)
 
-            def data(k, arr):
-                return builder.bitcast(context.make_array(signature.args[k])(context, builder, arr).data, ptr)
+        def vector_at(base, offset):
+            return builder.bitcast(builder.gep(base, [offset]), vptr)
 
-            def vector_at(base, offset):
-                return builder.bitcast(builder.gep(base, [offset]), vptr)
+        def const(value):
+            return ir.Constant(a_off.type, value)
 
-            def const(value):
-                return ir.Constant(a_off.type, value)
+        a_ptr, b_ptr, c_ptr, i_ptr = data(0, a_arr), data(4, b_arr), data(7, c_arr), data(10, i_arr)
+        c_rows = [builder.add(c_off, builder.mul(const(i), c_rs)) for i in range(MR)]
+        c_at = [[builder.add(c_rows[i], const(v * LANES)) for v in range(NV)] for i in range(MR)]
+        # Accumulators live in allocas; LLVM's mem2reg turns them into registers.
+        accs = [[cgutils.alloca_once(builder, vec) for _ in range(NV)] for _ in range(MR)]
+        with builder.if_else(builder.icmp_signed("!=", accumulate, const(0))) as (from_c, from_init):
+            with from_c:
+                for i in range(MR):
+                    for v in range(NV):
+                        builder.store(builder.load(vector_at(c_ptr, c_at[i][v]), align=4), accs[i][v])
+            with from_init:
+                for v in range(NV):
+                    start = builder.load(vector_at(i_ptr, builder.add(init_off, const(v * LANES))), align=4)
+                    for i in range(MR):
+                        builder.store(start, accs[i][v])
+        splat_mask = ir.Constant(ir.VectorType(ir.IntType(32), LANES), None)
+        with cgutils.for_range(builder, kc) as loop:
+            k = loop.index
+            b_row = builder.add(b_off, builder.mul(k, const(NR)))
+            bvs = [builder.load(vector_at(b_ptr, builder.add(b_row, const(v * LANES))), align=4) for v in range(NV)]
+            a_k = builder.add(a_off, builder.mul(k, a_ks))
+            for i in range(MR):
+                s = builder.load(builder.gep(a_ptr, [builder.add(a_k, builder.mul(const(i), a_rs))]), align=4)
+                one = builder.insert_element(ir.Constant(vec, ir.Undefined), s, ir.Constant(ir.IntType(32), 0))
+                av = builder.shuffle_vector(one, ir.Constant(vec, ir.Undefined), splat_mask)
+                for v in range(NV):
+                    builder.store(combine(builder, builder.load(accs[i][v]), av, bvs[v]), accs[i][v])
+        for i in range(MR):
+            for v in range(NV):
+                builder.store(builder.load(accs[i][v]), vector_at(c_ptr, c_at[i][v]), align=4)
+        return context.get_dummy_value()
 
-            a_ptr, b_ptr, c_ptr, i_ptr = data(0, a_arr), data(4, b_arr), data(7, c_arr), data(10, i_arr)
-            c_rows = [builder.add(c_off, builder.mul(const(i), c_rs)) for i in range(mr)]
-            c_at = [[builder.add(c_rows[i], const(v * LANES)) for v in range(nv)] for i in range(mr)]
-            # Accumulators live in allocas; LLVM's mem2reg turns them into registers.
-            accs = [[cgutils.alloca_once(builder, vec) for _ in range(nv)] for _ in range(mr)]
-            with builder.if_else(builder.icmp_signed("!=", accumulate, const(0))) as (from_c, from_init):
-                with from_c:
-                    for i in range(mr):
-                        for v in range(nv):
-                            builder.store(builder.load(vector_at(c_ptr, c_at[i][v]), align=4), accs[i][v])
-                with from_init:
-                    for v in range(nv):
-                        start = builder.load(vector_at(i_ptr, builder.add(init_off, const(v * LANES))), align=4)
-                        for i in range(mr):
-                            builder.store(start, accs[i][v])
-            splat_mask = ir.Constant(ir.VectorType(ir.IntType(32), LANES), None)
-            with cgutils.for_range(builder, kc) as loop:
-                k = loop.index
-                b_row = builder.add(b_off, builder.mul(k, const(width)))
-                bvs = [builder.load(vector_at(b_ptr, builder.add(b_row, const(v * LANES))), align=4) for v in range(nv)]
-                a_k = builder.add(a_off, builder.mul(k, a_ks))
-                for i in range(mr):
-                    s = builder.load(builder.gep(a_ptr, [builder.add(a_k, builder.mul(const(i), a_rs))]), align=4)
-                    one = builder.insert_element(ir.Constant(vec, ir.Undefined), s, ir.Constant(ir.IntType(32), 0))
-                    av = builder.shuffle_vector(one, ir.Constant(vec, ir.Undefined), splat_mask)
-                    for v in range(nv):
-                        builder.store(_combine(builder, kind, builder.load(accs[i][v]), av, bvs[v]), accs[i][v])
-            for i in range(mr):
-                for v in range(nv):
-                    builder.store(builder.load(accs[i][v]), vector_at(c_ptr, c_at[i][v]), align=4)
-            return context.get_dummy_value()
-
-        return sig, codegen
-
-    return tile
+    return sig, codegen
 
 
 @njit(cache=True, inline="always")
-def store_tile(c, tile, r0, c0, nr, first, init):
-    """Copy the part of an edge tile (rows of ``nr``) that lies inside ``c``, at (r0, c0).
+def store_tile(c, tile, r0, c0, first, init):
+    """Copy the part of an edge tile (rows of ``NR``) that lies inside ``c``, at (r0, c0).
 
     The first k-block stores ``tile + init[col]``; later ones add ``tile``.
     """
     m, n = c.shape
-    rows, cols = min(tile.size // nr, m - r0), min(nr, n - c0)
+    rows, cols = min(MR, m - r0), min(NR, n - c0)
     for i in range(rows):
         row = c[r0 + i]
         if first:
             for j in range(cols):
-                row[c0 + j] = tile[i * nr + j] + init[c0 + j]
+                row[c0 + j] = tile[i * NR + j] + init[c0 + j]
         else:
             for j in range(cols):
-                row[c0 + j] += tile[i * nr + j]
+                row[c0 + j] += tile[i * NR + j]
+
+
+@njit(cache=True, parallel=True)
+def blocked_product(a, a_strip, a_rs, a_ks, b, k, kb, init, c):
+    """c = A @ B + init (per column), A and B packed for ``tile``, in parallel over tasks of
+    ``MC`` rows x ``NT`` columns of C.
+
+    Strip ``s`` of A (MR rows) starts at lane ``s * a_strip``, its row i and step p at
+    ``i * a_rs + p * a_ks``; B is packed in strips of NR columns, ``k`` steps of NR lanes each.
+    Each task walks the steps in blocks of ``kb``, so that the A block stays in L2 and a B strip
+    in L1/L2, and within a block reuses each B strip for all of its row strips.
+    """
+    m, n = c.shape
+    mtasks, ntasks = (m + MC - 1) // MC, (n + NT - 1) // NT
+    for t in prange(mtasks * ntasks):
+        row_strips = range(t // ntasks * (MC // MR), min((t // ntasks + 1) * (MC // MR), (m + MR - 1) // MR))
+        col_strips = range(t % ntasks * (NT // NR), min((t % ntasks + 1) * (NT // NR), (n + NR - 1) // NR))
+        edge, edge_init = np.empty(MR * NR, c.dtype), np.zeros(NR, c.dtype)
+        for p0 in range(0, k, kb):
+            steps = min(kb, k - p0)
+            for js in col_strips:
+                for is_ in row_strips:
+                    r0, c0 = is_ * MR, js * NR
+                    a_off, b_off = is_ * a_strip + p0 * a_ks, (js * k + p0) * NR
+                    if r0 + MR <= m and c0 + NR <= n:
+                        tile(a, a_off, a_rs, a_ks, b, b_off, steps, c, r0 * n + c0, n, init, c0, p0)
+                    else:
+                        tile(a, a_off, a_rs, a_ks, b, b_off, steps, edge, 0, NR, edge_init, 0, 0)
+                        store_tile(c, edge, r0, c0, p0 == 0, init)
