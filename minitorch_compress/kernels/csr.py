@@ -5,12 +5,13 @@ update reads a contiguous piece of a dense row, which vectorises, and rows are i
 threads need no synchronisation. The product is bound by reading those dense rows (a 1 KiB row
 per nonzero at batch 256), so two things matter:
 
-- the columns are cut into blocks of ``CW = 64`` (256 bytes a row): the block of ``dense`` a
-  task reads (256 KiB for 1024 rows) stays in the core's L2 cache for all the rows of ``out``;
-- the micro-kernel (``_row_kernel``, LLVM IR like ``microkernel.py``) keeps the 64 outputs of a
-  row in registers over all its nonzeros, in ``U = 4`` sets of accumulators that take the
-  nonzeros in turn (four independent chains of fused multiply-adds), summed at the end as
-  ``(s0 + s1) + (s2 + s3)``. The same kernel with one lane does the last columns (fewer than 16)
+- the columns are cut into blocks of ``CW = 64`` (256 bytes a row; 32 without AVX-512): the
+  block of ``dense`` a task reads (256 KiB for 1024 rows) stays in the core's L2 cache for all
+  the rows of ``out``;
+- the micro-kernel (``_row_kernel``, LLVM IR like ``microkernel.py``) keeps the CW outputs of a
+  row in registers over all its nonzeros, in ``U = 2`` sets of accumulators that take the
+  nonzeros in turn (independent chains of fused multiply-adds), summed at the end as
+  ``s0 + s1``. The same kernel with one lane does the last columns (fewer than 16)
   and the batch-of-one product, so every column of ``out`` is rounded the same way whatever the
   batch size. It prefetches the dense row of the nonzero ``AHEAD`` places on, which the hardware
   prefetcher cannot guess (~15% faster at 90% sparsity, in alternating runs).
@@ -34,13 +35,15 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import threads
+from .microkernel import VECTOR_BITS
 from .transpose import transpose_rows
 from .validate import as_array, check_matrix
 from .workspace import scratch
 
-U = 4           # accumulator sets, taking the nonzeros in turn
+U = 2           # accumulator sets, taking the nonzeros in turn (4 measured the same)
 AHEAD = 16      # nonzeros between prefetching a dense row and reading it
-CW = 64         # columns of a task: four 16-lane vectors
+# columns of a task: U x CW accumulators fill half the vector registers (16 x 512 or 8 x 256 bits)
+CW = 64 if VECTOR_BITS == 512 else 32
 
 
 def _row_kernel(lanes, nv):
@@ -97,10 +100,11 @@ def _row_kernel(lanes, nv):
             with cgutils.for_range_slice(builder, tail, p1, ir.Constant(intp, 1)) as (p, _):
                 update(p, 0)
             for v in range(nv):
-                s01 = builder.fadd(builder.load(accs[0][v]), builder.load(accs[1][v]))
-                s23 = builder.fadd(builder.load(accs[2][v]), builder.load(accs[3][v]))
+                sums = [builder.load(accs[u][v]) for u in range(U)]
+                while len(sums) > 1:     # pairwise: (s0 + s1) + (s2 + s3)
+                    sums = [builder.fadd(sums[i], sums[i + 1]) for i in range(0, len(sums), 2)]
                 at = builder.gep(out_ptr, [builder.add(o_off, ir.Constant(intp, v * lanes))])
-                builder.store(builder.fadd(s01, s23), builder.bitcast(at, vec.as_pointer()), align=4)
+                builder.store(sums[0], builder.bitcast(at, vec.as_pointer()), align=4)
             return context.get_dummy_value()
 
         return sig, codegen

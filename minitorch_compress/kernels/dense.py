@@ -20,38 +20,40 @@ NS_PER_MAC = 0.024   # one thread
 
 
 @njit(cache=True, parallel=True)
-def _pack(a, ap, b, bp):
+def _pack(a, ap, mr, b, bp, nr):
     """Pack both operands in one parallel region (each region costs a thread wake-up).
 
-    ap[s, k, i] = a[s*MR + i, k]: strips of MR rows, k-major, zero past the last row.
-    bp[s, k, j] = b[k, s*NR + j]: strips of NR columns, k-major, zero past the last column.
+    ap[s, k, i] = a[s*mr + i, k]: strips of mr rows, k-major, zero past the last row.
+    bp[s, k, j] = b[k, s*nr + j]: strips of nr columns, k-major, zero past the last column.
+    (The tile's ``MR``/``NR`` come as arguments: Numba's cache would keep another module's
+    constants as they were when it compiled.)
     A is packed a strip at a time, B a row at a time, so both are read in order (walking B by
     column strips strides through memory, slow when its width is a multiple of 1024).
     """
     m, k = a.shape
     n = b.shape[1]
-    a_strips = ap.size // (k * MR)
-    full, tail = n // NR, n % NR
+    a_strips = ap.size // (k * mr)
+    full, tail = n // nr, n % nr
     for t in prange(a_strips + k):
         if t < a_strips:
-            base = t * k * MR
-            if (t + 1) * MR > m:
-                ap[base:base + k * MR] = 0
-            for i in range(min(MR, m - t * MR)):
-                src = a[t * MR + i]
+            base = t * k * mr
+            if (t + 1) * mr > m:
+                ap[base:base + k * mr] = 0
+            for i in range(min(mr, m - t * mr)):
+                src = a[t * mr + i]
                 for kk in range(k):
-                    ap[base + kk * MR + i] = src[kk]
+                    ap[base + kk * mr + i] = src[kk]
         else:
             kk = t - a_strips
             src = b[kk]
             for s in range(full):
-                dst = s * k * NR + kk * NR
-                for j in range(NR):
-                    bp[dst + j] = src[s * NR + j]
+                dst = s * k * nr + kk * nr
+                for j in range(nr):
+                    bp[dst + j] = src[s * nr + j]
             if tail:
-                dst = full * k * NR + kk * NR
-                for j in range(NR):
-                    bp[dst + j] = src[full * NR + j] if j < tail else 0
+                dst = full * k * nr + kk * nr
+                for j in range(nr):
+                    bp[dst + j] = src[full * nr + j] if j < tail else 0
 
 
 def matmul(a, b):
@@ -65,7 +67,7 @@ def matmul(a, b):
     ap = scratch("dense_a", -(-m // MR) * MR * k, np.float32)
     bp = scratch("dense_b", -(-n // NR) * NR * k, np.float32)
     ns = m * n * k * NS_PER_MAC
-    threads.run(_pack, ns, a, ap, b, bp)
+    threads.run(_pack, ns, a, ap, MR, b, bp, NR)
     c = np.empty((m, n), np.float32)
     blocks = -(-k // KC)
     # equal k-blocks: no short last block

@@ -30,21 +30,22 @@ NS_PER_MAC = 0.007    # one thread, VNNI; the portable kernel is slower, which o
 
 
 @njit(cache=True, parallel=True)
-def pack_strips(w, out, group):
-    """out[s, g, j, b] = w[s*NR + j, group*g + b], flat, zero past the edges: W (N, K) in strips of
-    NR columns, each k-step holding ``group`` consecutive k-values of the NR columns side by side.
+def pack_strips(w, out, group, nr):
+    """out[s, g, j, b] = w[s*nr + j, group*g + b], flat, zero past the edges: W (N, K) in strips of
+    ``nr`` columns (the tile's NR), each k-step holding ``group`` consecutive k-values of the
+    strip's columns side by side.
 
     ``out`` is int8 with group 4 (VNNI) or int16 with group 2 (portable): 4 bytes a lane. It is
-    written in order; the 32 rows of W that a strip reads stay in L1.
+    written in order; the rows of W that a strip reads stay in L1.
     """
     n, k = w.shape
     steps = (k + group - 1) // group
-    for s in prange(out.size // (steps * NR * group)):
-        base = s * steps * NR * group
+    for s in prange(out.size // (steps * nr * group)):
+        base = s * steps * nr * group
         for g in range(steps):
-            for j in range(NR):
-                row = s * NR + j
-                dst = base + (g * NR + j) * group
+            for j in range(nr):
+                row = s * nr + j
+                dst = base + (g * nr + j) * group
                 for b in range(group):
                     kk = g * group + b
                     out[dst + b] = w[row, kk] if row < n and kk < k else 0
@@ -88,7 +89,7 @@ def _pack(w, dtype):
     group = 4 // np.dtype(dtype).itemsize
     out = np.empty(-(-w.shape[0] // NR) * NR * -(-w.shape[1] // group) * group, dtype)
     if out.size:
-        pack_strips(w, out, group)
+        pack_strips(w, out, group, NR)
     return out
 
 

@@ -12,12 +12,13 @@ tiles of C, as the dense kernel does.
 The instruction only exists on CPUs with ``avx512_vnni``; ``has_vnni()`` says whether this one
 has it (and Numba compiles for it), and ``int8.py`` falls back to its portable kernel elsewhere.
 """
-import llvmlite.binding as llvm
 from numba import config
+
+from .microkernel import target_features
 
 
 def has_vnni():
-    """True when the host CPU has AVX512-VNNI and Numba compiles for the host CPU."""
+    """True when Numba compiles for the host CPU and that has AVX512-VNNI."""
     if config.CPU_NAME not in (None, "host"):
         return False      # e.g. NUMBA_CPU_NAME=generic for portable caches: no VNNI code
-    return bool(llvm.get_host_cpu_features().get("avx512vnni", False))
+    return "avx512vnni" in target_features()
