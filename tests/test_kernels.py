@@ -1,4 +1,9 @@
 """Numba kernels against NumPy references: dense float32 and int8 products, validation, backend."""
+import os
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -8,6 +13,7 @@ from minitorch_compress import kernels as K
 from minitorch_compress.kernels.dense import matmul_reference
 from minitorch_compress.kernels.int8 import int8_matmul_reference
 from minitorch_compress.kernels.requant import int8_linear_dequant_reference, int8_linear_requant_reference
+from minitorch_compress.kernels.transpose import transpose_reference, transpose_rows
 from minitorch_compress.quant.qtensor import quantize_array
 
 FEW = settings(max_examples=25, deadline=None)
@@ -102,6 +108,15 @@ def test_int8_non_contiguous_and_uint8_activations(kernel):
     np.testing.assert_array_equal(K.int8_linear(x, packed, kernel=kernel), ref)
     xu = rng.integers(0, 256, (13, 65), dtype=np.uint8)
     np.testing.assert_array_equal(K.int8_linear(xu, packed, kernel=kernel), int8_matmul_reference(xu, w.T))
+
+
+@pytest.mark.parametrize("kernel", INT8_KERNELS)
+def test_int8_several_k_blocks_and_edge_tiles(kernel):
+    # K = 2100: 3 blocks of 256 k-steps for VNNI (4 bytes a step), 5 for the portable kernel (2 a
+    # step), so the micro-kernel adds to C; 70 x 100 leaves partial tiles at both edges
+    rng = np.random.default_rng(8)
+    a, b = _i8(rng, 70, 2100), _i8(rng, 2100, 100)
+    np.testing.assert_array_equal(K.int8_matmul(a, b, kernel=kernel), int8_matmul_reference(a, b))
 
 
 @requires_vnni
@@ -249,6 +264,54 @@ def test_one_thread_and_the_pool_give_identical_results(monkeypatch):
     monkeypatch.setattr(threads, "SERIAL_NS", float("inf"))
     for got, expected in zip(everything(), pool):
         np.testing.assert_array_equal(got, expected)
+
+
+@FEW
+@given(n=st.integers(1, 70), k=st.integers(0, 70), first=st.integers(0, 69), seed=st.integers(0, 2**32 - 1))
+def test_transpose_rows_matches_numpy(n, k, first, seed):
+    # whole 16 x 16 blocks in registers, the edges element by element; dst's other columns untouched
+    first = min(first, n - 1)
+    src = _f32(np.random.default_rng(seed), n, k)
+    got, expected = np.full((k, 80), np.nan, np.float32), np.full((k, 80), np.nan, np.float32)
+    transpose_rows(src, first, n, got)
+    transpose_reference(src, first, n, expected)
+    np.testing.assert_array_equal(got, expected)
+
+
+HASWELL = ("+64bit,+avx,+avx2,+bmi,+bmi2,+cmov,+cx16,+cx8,+f16c,+fma,+fsgsbase,+fxsr,+lzcnt,+mmx,+movbe,+pclmul,"
+           "+popcnt,+rdrnd,+sahf,+sse,+sse2,+sse3,+sse4.1,+sse4.2,+ssse3,+xsave,+xsaveopt")
+AVX2_CHECKS = textwrap.dedent("""
+    import numpy as np
+    from minitorch_compress import kernels as K
+    from minitorch_compress.kernels import microkernel
+    from minitorch_compress.kernels.dense import matmul_reference
+    from minitorch_compress.kernels.int8 import int8_matmul_reference
+    from minitorch_compress.sparse import CSRMatrix
+    assert (microkernel.MR, microkernel.NR, K.has_vnni()) == (6, 16, False), (microkernel.MR, microkernel.NR)
+    assert K.instruction_counts("dense")["vfmadd231ps"] > 0 and K.instruction_counts("portable")["vpmaddwd"] > 0
+    rng = np.random.default_rng(0)
+    for m, k, n in [(1, 1, 1), (7, 13, 5), (70, 600, 100), (13, 1100, 33)]:
+        a, b = rng.standard_normal((m, k)).astype(np.float32), rng.standard_normal((k, n)).astype(np.float32)
+        np.testing.assert_allclose(K.matmul(a, b), matmul_reference(a, b), rtol=1e-4, atol=1e-3)
+        ai, bi = rng.integers(-128, 128, (m, k), dtype=np.int8), rng.integers(-128, 128, (k, n), dtype=np.int8)
+        np.testing.assert_array_equal(K.int8_matmul(ai, bi), int8_matmul_reference(ai, bi))
+        w = np.where(rng.random((n, k)) < 0.8, 0, rng.standard_normal((n, k))).astype(np.float32)
+        s = CSRMatrix.from_dense(w)
+        out = s @ a.T
+        np.testing.assert_allclose(out, w.astype(np.float64) @ a.T.astype(np.float64), rtol=1e-4, atol=1e-4)
+        np.testing.assert_array_equal(s @ np.ascontiguousarray(a[:1].T), out[:, :1])
+    a, b = np.full((3, 2 ** 16), -128, np.int8), np.full((2 ** 16, 17), -128, np.int8)
+    assert (K.int8_matmul(a, b) == 2 ** 30).all()
+""")
+
+
+def test_kernels_compiled_for_avx2():
+    # Most learners' laptops have AVX2, not AVX-512: compiled for Haswell (6 x 16 tiles, 32-column
+    # CSR blocks, no VNNI, the portable int8 kernel on vpmaddwd), every kernel must still be exact.
+    # This CPU runs that code; a fresh process, because the target is fixed when Numba loads.
+    env = dict(os.environ, NUMBA_CPU_NAME="haswell", NUMBA_CPU_FEATURES=HASWELL)
+    result = subprocess.run([sys.executable, "-c", AVX2_CHECKS], env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
 
 
 # ----- the "numba" backend in training ---------------------------------------------------

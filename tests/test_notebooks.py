@@ -22,9 +22,10 @@ PROJECT = "minitorch_compress"
 IGNORE_OUTPUT_TAG = "nbval-ignore-output"
 # nbval's other markers would skip a cell or accept its error: a lesson may not use them.
 FORBIDDEN_MARKERS = ("nbval-skip", "raises-exception", "NBVAL_SKIP", "NBVAL_RAISES_EXCEPTION")
-# A cell may ignore its output only if its output depends on the run: timings and progress bars.
-RUN_DEPENDENT = re.compile(r"\b(time|timeit|perf_counter|process_time|seconds|elapsed|latency|tqdm)\b"
-                           r"|progress\s*=\s*True")
+# A cell may ignore its output only if its output depends on the run or the machine: timings,
+# progress bars, and what the CPU's instructions make of a kernel (VNNI or not, the tile shape).
+RUN_DEPENDENT = re.compile(r"\b(time|timeit|perf_counter|process_time|seconds|elapsed|latency|tqdm"
+                           r"|instruction_counts|has_vnni)\b|progress\s*=\s*True")
 # Outputs that differ between runs or machines, so nbval could not compare them.
 UNSTABLE_OUTPUT = re.compile(r"\bat 0x[0-9a-fA-F]{6,}|" + re.escape(str(ROOT)))
 
@@ -112,7 +113,8 @@ def test_ignore_output_only_on_timing_and_progress_cells(lesson):
         assert not markers & set(FORBIDDEN_MARKERS), f"{path.name} cell {index} is marked {markers}"
         if markers & {IGNORE_OUTPUT_TAG, "NBVAL_IGNORE_OUTPUT"}:
             assert cell.cell_type == "code" and RUN_DEPENDENT.search(cell.source), (
-                f"{path.name} cell {index} ignores its output but neither times anything nor shows progress")
+                f"{path.name} cell {index} ignores its output but neither times anything, shows progress "
+                f"nor inspects the machine's instructions")
             ignored.append(index)
     # Even a lesson about speed must compare most of its outputs.
     assert len(ignored) <= len(code_cells(notebook)) // 2, f"{path.name}: too many cells ignore their output: {ignored}"

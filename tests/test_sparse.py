@@ -55,25 +55,28 @@ def test_csr_matmul_non_contiguous_dense_and_int64_indices():
     np.testing.assert_allclose(out, s @ dense, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (70, 45), (100, 64)])   # edges inside and at a 32 x 32 block
+@pytest.mark.parametrize("shape", [(1, 1), (70, 45), (100, 64), (130, 17)])   # whole and partial 16 x 16 blocks
 def test_csr_matrix_times_transposed_batch(shape):
     rng = np.random.default_rng(4)
     a = _sparse(rng, (9, shape[1]), 0.6)
     x = rng.standard_normal(shape).astype(np.float32)
-    for dense in (x.T, x[:, ::-1].T):     # the copy to contiguous rows is blocked; any strides
+    for dense in (x.T, x[:, ::-1].T):     # a transpose (copied per task), and any other strides
         np.testing.assert_allclose(CSRMatrix.from_dense(a) @ dense, a @ dense, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match=r"shapes \(9, 45\) and \(46, 2\) do not match for A @ dense"):
         CSRMatrix.from_dense(_sparse(rng, (9, 45), 0.6)) @ np.ones((46, 2), np.float32)
 
 
-def test_batch_of_one_rounds_as_a_batch():
-    # the one-column kernel groups the sums as the many-column one does: bit-identical rows
+@pytest.mark.parametrize("n", [16, 100, 300])
+def test_batch_of_one_rounds_as_a_batch(n):
+    # the one-column kernel groups the sums as the 16- and 64-column ones do (n = 100 uses all
+    # three), and a transposed batch goes through a per-task copy: bit-identical columns
     rng = np.random.default_rng(5)
     a = CSRMatrix.from_dense(_sparse(rng, (50, 300), 0.9))
-    x = rng.standard_normal((300, 16)).astype(np.float32)
-    batch = a @ x
-    for j in (0, 7):
-        np.testing.assert_array_equal(a @ x[:, j:j + 1], batch[:, j:j + 1])
+    x = rng.standard_normal((n, 300)).astype(np.float32)
+    batch = a @ np.ascontiguousarray(x.T)
+    np.testing.assert_array_equal(a @ x.T, batch)
+    for j in (0, 7, 15, n - 1):
+        np.testing.assert_array_equal(a @ np.ascontiguousarray(x[j:j + 1].T), batch[:, j:j + 1])
 
 
 def test_matmul_with_tensor_backpropagates():
