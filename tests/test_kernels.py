@@ -41,12 +41,16 @@ def test_matmul_random_shapes(m, k, n, seed):
     np.testing.assert_allclose(out, matmul_reference(a, b), rtol=1e-4, atol=1e-4 * max(k, 1) ** 0.5)
 
 
-@pytest.mark.parametrize("m,k,n", [(128, 784, 256), (64, 1024, 1024), (9, 300, 33)])
+@pytest.mark.parametrize("m,k,n", [(128, 784, 256), (64, 1024, 1024), (9, 300, 33), (16, 17, 100)])
 def test_matmul_blocked_shapes(m, k, n):
     # several k-blocks, several tasks, and edges that are not multiples of the tile
     rng = np.random.default_rng(0)
     a, b = _f32(rng, m, k), _f32(rng, k, n)
-    np.testing.assert_allclose(K.matmul(a, b), matmul_reference(a, b), rtol=1e-4, atol=1e-3)
+    out = K.matmul(a, b)
+    np.testing.assert_allclose(out, matmul_reference(a, b), rtol=1e-4, atol=1e-3)
+    # b as a Linear's W.T (packed by transposing W's rows) and a as a strided view (copied): same bits
+    np.testing.assert_array_equal(K.matmul(a, np.ascontiguousarray(b.T).T), out)
+    np.testing.assert_array_equal(K.matmul(np.asfortranarray(a), b), out)
 
 
 def test_matmul_non_contiguous_inputs():

@@ -1,59 +1,61 @@
 """Dense float32 GEMM ``C = A @ B``: packed, cache-blocked, register-tiled, parallel.
 
-Both operands are first packed (in one parallel region) into reused scratch buffers: A into
-strips of ``MR`` rows stored k-major, B into strips of ``NR`` columns stored k-major, zero-padded
-at the edges. The product then runs as ``microkernel.blocked_product``: independent tasks of C
-under ``prange``, each walking K in blocks of at most ``KC`` and calling the ``MR x NR``
-micro-kernel, whose 16 accumulators are AVX-512 registers. Packing costs O(MK + KN) against the
-O(MNK) product.
+B is packed into a reused scratch buffer, in strips of ``NR`` columns stored k-major and
+zero-padded at the edge, so that the micro-kernel reads one contiguous row of NR values per step
+(from B's rows, or, for a transposed B such as the ``W.T`` of ``x @ W.T``, by in-register
+transposes of W's rows).
+A is read where it is, row by row (each step broadcasts one value from each of MR rows), or from
+a padded copy of its rows when it is not C-contiguous, its rows do not fill whole tiles, or they
+are a multiple of 1 KiB long (``microkernel.row_buffer``). Packing A k-major as well cost 125 us
+of a 380 us 128 x 784 x 256 product and gained nothing in the loop. The product then runs as
+``microkernel.blocked_product``: independent tasks of C under ``prange``, each walking K in
+blocks of at most ``KC`` and calling the ``MR x NR`` micro-kernel, whose accumulators stay in
+vector registers. Packing costs O(KN) against the O(MNK) product.
 """
 import numpy as np
 from numba import njit, prange
 
 from . import threads
-from .microkernel import MR, NR, blocked_product
+from .microkernel import MR, NR, blocked_product, reads_in_place, row_buffer
+from .transpose import transpose_rows
 from .validate import check_inner, check_matrix
 from .workspace import scratch
 
-KC = 256        # k-block: an MR x KC strip of A is 8 KiB, a KC x NR strip of B 32 KiB
+KC = 256        # k-block: MR rows of KC values of A are 8 KiB, a KC x NR strip of B 32 KiB
 NS_PER_MAC = 0.024   # one thread
 
 
 @njit(cache=True, parallel=True)
-def _pack(a, ap, mr, b, bp, nr):
-    """Pack both operands in one parallel region (each region costs a thread wake-up).
-
-    ap[s, k, i] = a[s*mr + i, k]: strips of mr rows, k-major, zero past the last row.
-    bp[s, k, j] = b[k, s*nr + j]: strips of nr columns, k-major, zero past the last column.
-    (The tile's ``MR``/``NR`` come as arguments: Numba's cache would keep another module's
-    constants as they were when it compiled.)
-    A is packed a strip at a time, B a row at a time, so both are read in order (walking B by
-    column strips strides through memory, slow when its width is a multiple of 1024).
-    """
-    m, k = a.shape
-    n = b.shape[1]
-    a_strips = ap.size // (k * mr)
+def _pack_b(b, bp, nr):
+    """bp[s, k, j] = b[k, s*nr + j]: strips of ``nr`` columns (the tile's NR, an argument because
+    Numba's cache would keep another module's constant as it was), k-major, zero past the last
+    column. A row of B at a time, so B is read in order (walking it by column strips strides
+    through memory, slow when its width is a multiple of 1024)."""
+    k, n = b.shape
     full, tail = n // nr, n % nr
-    for t in prange(a_strips + k):
-        if t < a_strips:
-            base = t * k * mr
-            if (t + 1) * mr > m:
-                ap[base:base + k * mr] = 0
-            for i in range(min(mr, m - t * mr)):
-                src = a[t * mr + i]
-                for kk in range(k):
-                    ap[base + kk * mr + i] = src[kk]
-        else:
-            kk = t - a_strips
-            src = b[kk]
-            for s in range(full):
-                dst = s * k * nr + kk * nr
-                for j in range(nr):
-                    bp[dst + j] = src[s * nr + j]
-            if tail:
-                dst = full * k * nr + kk * nr
-                for j in range(nr):
-                    bp[dst + j] = src[full * nr + j] if j < tail else 0
+    for kk in prange(k):
+        src = b[kk]
+        for s in range(full):
+            dst = (s * k + kk) * nr
+            bp[dst:dst + nr] = src[s * nr:(s + 1) * nr]
+        if tail:
+            dst = (full * k + kk) * nr
+            bp[dst:dst + tail] = src[full * nr:]
+            bp[dst + tail:dst + nr] = 0
+
+
+@njit(cache=True, parallel=True)
+def _pack_b_transposed(bt, bp):
+    """The same packing from ``bt`` = B.T (N, K), C-contiguous (a ``Linear`` layer's weight W in
+    ``x @ W.T``): strip s of ``bp`` (strips, K, NR) is rows s*NR.. of bt transposed, 16 x 16
+    blocks at a time in registers (``transpose.py``); columns past N are zero."""
+    n, k = bt.shape
+    nr = bp.shape[2]
+    for s in prange(bp.shape[0]):
+        width = min(nr, n - s * nr)
+        if width < nr:
+            bp[s, :, width:] = 0
+        transpose_rows(bt, s * nr, s * nr + width, bp[s])
 
 
 def matmul(a, b):
@@ -64,14 +66,20 @@ def matmul(a, b):
     m, n = a.shape[0], b.shape[1]
     if m == 0 or n == 0 or k == 0:
         return np.zeros((m, n), np.float32)
-    ap = scratch("dense_a", -(-m // MR) * MR * k, np.float32)
+    if not reads_in_place(a):
+        a, src = row_buffer("dense_a", m, k, np.float32), a
+        a[:m, :k] = src
     bp = scratch("dense_b", -(-n // NR) * NR * k, np.float32)
     ns = m * n * k * NS_PER_MAC
-    threads.run(_pack, ns, a, ap, MR, b, bp, NR)
+    if b.T.flags.c_contiguous and not b.flags.c_contiguous:
+        threads.run(_pack_b_transposed, ns, b.T, bp.reshape(-1, k, NR))
+    else:
+        threads.run(_pack_b, ns, b, bp, NR)
     c = np.empty((m, n), np.float32)
     blocks = -(-k // KC)
     # equal k-blocks: no short last block
-    threads.run(blocked_product, ns, ap, k * MR, 1, MR, bp, k, -(-k // blocks), np.zeros(n, np.float32), c)
+    threads.run(blocked_product, ns, a, MR * a.shape[1], a.shape[1], 1, bp, k, -(-k // blocks),
+                np.zeros(n, np.float32), c)
     return c
 
 

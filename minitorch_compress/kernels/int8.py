@@ -20,7 +20,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import threads, vnni
-from .microkernel import MR, NR, blocked_product
+from .microkernel import MR, NR, blocked_product, row_buffer
 from .validate import check_inner, check_matrix
 from .workspace import scratch
 
@@ -108,18 +108,11 @@ def pack_int8_weight(weight, use_vnni=None):
 
 
 def _activations(x, dtype):
-    """x in a reused (M rounded up to MR, width) buffer of ``dtype``: for VNNI (uint8) int8 + 128
-    (a bit flip) or uint8 as is; for the portable kernel (int16) x widened.
-
-    The width covers K rounded up to whole 4-byte lanes, plus 64 bytes when its size in bytes is a
-    multiple of 1024, so that the rows read together by a tile do not all fall in the same cache
-    sets. Padding is left unset: the packed weight is zero there.
-    """
+    """x as the micro-kernel reads it (``microkernel.row_buffer``): for VNNI (uint8) int8 + 128 (a
+    bit flip) or uint8 as is; for the portable kernel (int16) x widened. Padding is left unset:
+    the packed weight is zero there."""
     m, k = x.shape
-    group = 4 // np.dtype(dtype).itemsize
-    width = -(-k // group) * group
-    width += 64 // np.dtype(dtype).itemsize if width * np.dtype(dtype).itemsize % 1024 == 0 else 0
-    xa = scratch("int8_x_" + np.dtype(dtype).name, -(-m // MR) * MR * width, dtype).reshape(-1, width)
+    xa = row_buffer("int8_x", m, k, dtype)
     if dtype == np.uint8 and x.dtype == np.int8:
         np.bitwise_xor(x.view(np.uint8), 0x80, out=xa[:m, :k])
     else:

@@ -37,6 +37,8 @@ from numba import config, njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .workspace import scratch
+
 LANES = 16
 
 
@@ -145,6 +147,26 @@ def tile(typingctx, a, a_off, a_rs, a_ks, b, b_off, kc, c, c_off, c_rs, init, in
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+def row_buffer(name, m, k, dtype):
+    """A reused (M rounded up to MR, width) scratch buffer for A as the micro-kernel reads it: rows
+    of K values of ``dtype`` rounded up to whole 4-byte lanes.
+
+    The width gets 64 more bytes when its size in bytes is a multiple of 1024: the MR rows a tile
+    reads together would otherwise all fall in the same cache sets, and evict each other.
+    """
+    itemsize = np.dtype(dtype).itemsize
+    width = -(-k * itemsize // 4) * 4 // itemsize
+    width += 64 // itemsize if width * itemsize % 1024 == 0 else 0
+    return scratch(f"{name}_{np.dtype(dtype).name}", -(-m // MR) * MR * width, dtype).reshape(-1, width)
+
+
+def reads_in_place(a):
+    """Whether the micro-kernel can read A (M, K) where it is, unpadded: C-contiguous rows, M a
+    multiple of MR, and a row size that is not a multiple of 1024 bytes (see ``row_buffer``)."""
+    return (a.flags.c_contiguous and a.shape[0] % MR == 0 and a.shape[1] * a.itemsize % 4 == 0
+            and a.shape[1] * a.itemsize % 1024 != 0)
 
 
 @njit(cache=True, inline="always")
