@@ -8,9 +8,9 @@ and the product runs as ``microkernel.blocked_product`` with one of two micro-ke
   (int8 ``x + 128``, a bit flip, undone by adding ``-128 * sum_k W[n, k]`` per column) and int8
   in W; one ``vpdpbusd`` does 64 multiply-adds.
 - portable, everywhere else: a lane holds 2 k-values as int16 (X and W widened), and the
-  multiply-add of pairs is generic LLVM IR that each CPU lowers to its own instruction
-  (``vpmaddwd``/``vpdpwssd``, SSE2's ``pmaddwd``, ARM's ``smlal``): 32 multiply-adds per 512 bits,
-  twice float32's 16.
+  multiply-add of pairs is generic LLVM IR that each CPU lowers to its own instructions
+  (``vpdpwssd`` with AVX512-VNNI, ``vpmaddwd`` with AVX2; checked by ``instruction_counts``):
+  32 multiply-adds per 512 bits, twice float32's 16.
 
 Both are exact: int32 lanes wrap, and with K <= 2**16 every true result fits in int32
 (|x*w| <= 2**15), so the wrapped sum equals it. The per-column offset of the micro-kernels also

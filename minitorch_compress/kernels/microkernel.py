@@ -18,8 +18,8 @@ follows B's dtype; a lane is 4 bytes in all three:
 - float32: ``acc += a * bv`` with ``llvm.fma`` (LLVM lowers it for any CPU);
 - int16 (the portable int8 kernel): each lane holds a pair of int16, and ``acc`` (int32) gets
   the sum of the pair's two products: sign-extend, multiply, add even and odd lanes. That is
-  generic IR, which LLVM turns into ``vpmaddwd`` (or ``vpdpwssd`` on AVX512-VNNI; ``pmaddwd``
-  on SSE2/AVX2; ``smull``/``sadalp`` on ARM);
+  generic IR, which LLVM turns into ``vpdpwssd`` on AVX512-VNNI and ``vpmaddwd`` on AVX2 (seen
+  in ``instruction_counts``), and into what other CPUs have;
 - int8: each lane holds 4 bytes (uint8 in ``a``, int8 in ``bv``) and ``acc`` gets the sum of the
   4 byte products: one AVX512-VNNI instruction, ``llvm.x86.avx512.vpdpbusd.512``. It only runs
   on CPUs with ``avx512_vnni`` (see ``vnni.py``).
@@ -51,7 +51,7 @@ def target_features():
 # Accumulators must fit the vector registers. AVX-512 has 32 of 512 bits: an 8 x 2 tile of
 # 16-lane vectors leaves room for the B row and a broadcast. With 256 bits (AVX2: 16 registers) a
 # 16-lane vector takes two, so 6 x 1 (12 registers), the classic Haswell tile; 8 x 2 there spilled
-# and ran at 0.37x OpenBLAS. ARM's NEON (32 of 128 bits) fits 6 x 1 too.
+# and ran at 0.37x OpenBLAS. (ARM's NEON, 32 registers of 128 bits, would fit 6 x 1 too; untested.)
 VECTOR_BITS = 512 if "avx512f" in target_features() else 256
 MR, NV = (8, 2) if VECTOR_BITS == 512 else (6, 1)
 NR = NV * LANES
