@@ -18,7 +18,7 @@ per nonzero at batch 256), so two things matter:
 
 The previous kernel, a Numba loop updating ``out[r]`` in memory for eight nonzeros at a time
 with the whole dense row in each pass, ran 1.9-2.3x faster than dense OpenBLAS at 90% sparsity
-(W 1024 x 1024, batch 256), streaming ``dense`` from L3; this one 2.9-3.9x (benchmarks/README.md).
+(W 1024 x 1024, batch 256), streaming ``dense`` from L3; this one 3.1-4.4x (benchmarks/README.md).
 
 For a layer ``y = x @ W.T`` with a sparse W (out, in), call it as ``(W @ x.T).T``: ``dense`` is
 then ``x.T`` (in, batch), a transpose. Each task copies its column block of it into a contiguous
