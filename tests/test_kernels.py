@@ -123,6 +123,17 @@ def test_int8_several_k_blocks_and_edge_tiles(kernel):
     np.testing.assert_array_equal(K.int8_matmul(a, b, kernel=kernel), int8_matmul_reference(a, b))
 
 
+@pytest.mark.parametrize("n,k", [(100, 2100), (32, 4), (1, 64), (33, 1024)])
+def test_vnni_layout_by_transpose_matches_element_packing(n, k):
+    # with K a multiple of 4 the int8 layout is packed as a transpose of int32 lanes; the
+    # element-by-element packing (any K) is the reference
+    from minitorch_compress.kernels.int8 import NR, _pack, pack_strips
+    w = _i8(np.random.default_rng(9), n, k)
+    expected = np.full(-(-n // NR) * NR * k, 99, np.int8)
+    pack_strips(w, expected, 4, NR)
+    np.testing.assert_array_equal(_pack(w, np.int8), expected)
+
+
 @requires_vnni
 def test_vnni_chosen_automatically():
     packed = K.pack_int8_weight(np.ones((4, 8), np.int8))

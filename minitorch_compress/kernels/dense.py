@@ -17,7 +17,7 @@ from numba import njit, prange
 
 from . import threads
 from .microkernel import MR, NR, blocked_product, reads_in_place, row_buffer
-from .transpose import transpose_rows
+from .transpose import pack_transposed_strips
 from .validate import check_inner, check_matrix
 from .workspace import scratch
 
@@ -44,20 +44,6 @@ def _pack_b(b, bp, nr):
             bp[dst + tail:dst + nr] = 0
 
 
-@njit(cache=True, parallel=True)
-def _pack_b_transposed(bt, bp):
-    """The same packing from ``bt`` = B.T (N, K), C-contiguous (a ``Linear`` layer's weight W in
-    ``x @ W.T``): strip s of ``bp`` (strips, K, NR) is rows s*NR.. of bt transposed, 16 x 16
-    blocks at a time in registers (``transpose.py``); columns past N are zero."""
-    n, k = bt.shape
-    nr = bp.shape[2]
-    for s in prange(bp.shape[0]):
-        width = min(nr, n - s * nr)
-        if width < nr:
-            bp[s, :, width:] = 0
-        transpose_rows(bt, s * nr, s * nr + width, bp[s])
-
-
 def matmul(a, b):
     """``a @ b`` for 2-D float32 arrays (or Tensors), computed by our Numba GEMM; returns float32."""
     a = check_matrix(a, "a", [np.float32])
@@ -72,7 +58,7 @@ def matmul(a, b):
     bp = scratch("dense_b", -(-n // NR) * NR * k, np.float32)
     ns = m * n * k * NS_PER_MAC
     if b.T.flags.c_contiguous and not b.flags.c_contiguous:
-        threads.run(_pack_b_transposed, ns, b.T, bp.reshape(-1, k, NR))
+        threads.run(pack_transposed_strips, ns, b.T, bp.reshape(-1, k, NR))
     else:
         threads.run(_pack_b, ns, b, bp, NR)
     c = np.empty((m, n), np.float32)

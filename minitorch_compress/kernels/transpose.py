@@ -10,7 +10,7 @@ cheap: load 16 rows of 16 floats, and four rounds of interleaving rows ``i`` and
 on AVX2). Edges that do not fill a block are copied element by element.
 """
 from llvmlite import ir
-from numba import njit, types
+from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -51,7 +51,8 @@ def _transpose16(typingctx, src, s_off, s_rs, dst, d_off, d_rs):
 @njit(cache=True)
 def transpose_rows(src, r0, r1, dst):
     """dst[i, j] = src[r0 + j, i] for i < src.shape[1], j < r1 - r0: rows r0..r1 of ``src``
-    become the first columns of ``dst``. Both arrays are C-contiguous float32."""
+    become the first columns of ``dst``. Both arrays are C-contiguous, with 4-byte elements
+    (float32, or int32 holding four int8)."""
     k, width, ld = src.shape[1], r1 - r0, dst.shape[1]
     full_k, full_w = k - k % LANES, width - width % LANES
     for i0 in range(0, full_k, LANES):
@@ -62,6 +63,20 @@ def transpose_rows(src, r0, r1, dst):
         row = src[r0 + j]
         for i in range(start, k):
             dst[i, j] = row[i]
+
+
+@njit(cache=True, parallel=True)
+def pack_transposed_strips(src, dst):
+    """dst[s] = src[s*nr:(s+1)*nr].T for dst (strips, K, nr) and src (N, K), both C-contiguous with
+    4-byte elements; columns past N are zero. This is a GEMM's packed B when src is B.T (a
+    ``Linear`` weight in ``x @ W.T``), and the VNNI layout of an int8 weight viewed as int32."""
+    n = src.shape[0]
+    nr = dst.shape[2]
+    for s in prange(dst.shape[0]):
+        width = min(nr, n - s * nr)
+        if width < nr:
+            dst[s, :, width:] = 0
+        transpose_rows(src, s * nr, s * nr + width, dst[s])
 
 
 def transpose_reference(src, r0, r1, dst):
