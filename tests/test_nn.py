@@ -164,3 +164,14 @@ def test_delattr_removes_plain_and_registered_attributes():
     assert "bias" not in dict(layer.named_parameters())
     with pytest.raises(AttributeError):
         del layer.missing
+
+
+def test_a_rejected_checkpoint_changes_nothing_and_names_every_wrong_key():
+    a, b = mlp(), mlp()
+    before = [p.data.copy() for p in b.parameters()]
+    bad = a.state_dict()
+    bad["0.bias"] = mc.ones(4)
+    bad["3.weight"] = mc.ones(3, 2)
+    with pytest.raises(ValueError, match=r"0.bias: checkpoint \(4,\) vs model \(3,\).*3.weight: checkpoint \(3, 2\)"):
+        b.load_state_dict(bad)
+    assert all(np.array_equal(p.data, old) for p, old in zip(b.parameters(), before))

@@ -5,6 +5,8 @@ Assigning a ``Parameter`` or a ``Module`` to an attribute registers it, so
 being told. Buffers are tensors that belong to the model but are not trained
 (pruning masks, observer statistics). Forward pre-hooks run before ``forward`` and
 may replace its inputs or recompute attributes (pruning recomputes ``weight`` there).
+A layer that keeps state in another form (a packed int8 weight, a CSR matrix) puts plain arrays
+in its state dict and rebuilds that state from them (``_save_to_state_dict``/``_load_from_state_dict``).
 """
 from collections import OrderedDict, namedtuple
 import itertools
@@ -248,21 +250,20 @@ class Module:
 
     # ----- state -----------------------------------------------------------------------------
     def state_dict(self):
-        """Every parameter and persistent buffer by dotted name, as tensors sharing the module's data."""
+        """Every module's own entries (``_save_to_state_dict``: parameters and persistent buffers unless it
+        says otherwise) by dotted name, as tensors sharing the module's data."""
         state = OrderedDict()
         for prefix, module in self.named_modules():
-            items = list(module._parameters.items()) + [
-                (n, b) for n, b in module._buffers.items() if n not in module._non_persistent_buffers]
-            for name, value in items:
-                if value is not None:
-                    state[f"{prefix}.{name}" if prefix else name] = Tensor(value.data)
+            module._save_to_state_dict(state, f"{prefix}." if prefix else "")
         return state
 
     def load_state_dict(self, state_dict, strict=True):
-        """Copy values into this module's parameters and buffers (in place, so optimizers keep working).
+        """Copy values into this module's parameters and buffers (in place, so optimizers keep working);
+        a layer with state in another form rebuilds it from its entries.
 
         Missing, unexpected or wrongly-shaped keys raise a ``ValueError`` naming them
-        (with ``strict=False`` missing/unexpected keys are returned instead).
+        (with ``strict=False`` missing/unexpected keys are returned instead). Every module checks
+        its entries before any is loaded, so a checkpoint that raises changes nothing.
         """
         own = self.state_dict()
         missing = [k for k in own if k not in state_dict]
@@ -270,12 +271,55 @@ class Module:
         if strict and (missing or unexpected):
             raise ValueError(f"load_state_dict for {type(self).__name__}: missing keys {missing}, unexpected keys {unexpected}")
         values = {k: (v.data if isinstance(v, Tensor) else np.asarray(v)) for k, v in state_dict.items() if k in own}
-        wrong = [f"{k}: checkpoint {v.shape} vs model {own[k].shape}" for k, v in values.items() if v.shape != own[k].shape]
+        loads, wrong = [], []
+        for prefix, module in self.named_modules():
+            try:
+                loads.append(module._load_from_state_dict(values, f"{prefix}." if prefix else ""))
+            except ValueError as error:
+                wrong.append(str(error))
         if wrong:
-            raise ValueError(f"load_state_dict for {type(self).__name__}: shape mismatch for " + "; ".join(wrong))
-        for key, value in values.items():
-            np.copyto(own[key].data, value, casting="unsafe")
+            raise ValueError(f"load_state_dict for {type(self).__name__}: " + "; ".join(wrong))
+        for load in loads:
+            load()
         return IncompatibleKeys(missing, unexpected)
+
+    def _save_to_state_dict(self, destination, prefix):
+        """Put this module's own entries (not its children's) in ``destination`` as ``prefix + name``.
+
+        A layer whose state is not all in parameters and buffers overrides this and
+        ``_load_from_state_dict`` (PyTorch's names) to store plain arrays and rebuild from them.
+        """
+        for name, value in self._state_tensors():
+            destination[prefix + name] = Tensor(value.data)
+
+    def _load_from_state_dict(self, state, prefix):
+        """Check this module's own entries of ``state`` (arrays by full key; an absent one keeps its
+        value) and return a function that loads them; a ``ValueError`` names the wrong ones.
+
+        Checking and loading are separate so that ``load_state_dict`` can check every module first.
+        """
+        own = {prefix + name: value for name, value in self._state_tensors()}
+        check_shapes(own, state)
+        present = [(own[key].data, state[key]) for key in own if key in state]
+
+        def load():
+            for target, value in present:
+                np.copyto(target, value, casting="unsafe")
+        return load
+
+    def _state_tensors(self):
+        """(name, tensor) for this module's parameters and persistent buffers that are not None."""
+        items = list(self._parameters.items()) + [
+            (n, b) for n, b in self._buffers.items() if n not in self._non_persistent_buffers]
+        return [(name, value) for name, value in items if value is not None]
+
+    def _state_entries(self, state, prefix):
+        """This module's own entries by local name, for ``_load_from_state_dict`` overrides: the arrays
+        in ``state`` (a ``ValueError`` names any whose shape differs from this module's), else its own."""
+        own = OrderedDict()
+        self._save_to_state_dict(own, prefix)
+        check_shapes(own, state)
+        return {key[len(prefix):]: state[key] if key in state else value.data for key, value in own.items()}
 
     # ----- printing --------------------------------------------------------------------------
     def extra_repr(self):
@@ -285,6 +329,14 @@ class Module:
         lines = [f"({name}): " + repr(m).replace("\n", "\n  ") for name, m in self.named_children()]
         head = f"{type(self).__name__}({self.extra_repr()}"
         return head + ")" if not lines else head + "\n  " + "\n  ".join(lines) + "\n)"
+
+
+def check_shapes(own, state):
+    """A ``ValueError`` naming every key of ``own`` whose array in ``state`` has another shape."""
+    wrong = [f"{key}: checkpoint {state[key].shape} vs model {value.shape}"
+             for key, value in own.items() if key in state and state[key].shape != value.shape]
+    if wrong:
+        raise ValueError("shape mismatch for " + "; ".join(wrong))
 
 
 def _with_handles(hooks):
