@@ -12,6 +12,7 @@ from .autograd import Function
 from .kernels.csr import check_csr, csr_product
 from .kernels.validate import as_array, check_inner, check_matrix
 from .nn import Module
+from .nn.module import check_shapes
 from .tensor import Tensor
 
 
@@ -93,11 +94,15 @@ class _CSRMatmul(Function):
         return ctx.a.T @ np.ascontiguousarray(grad, np.float32), None
 
 
+_CSR_ARRAYS = ("indptr", "indices", "data")
+
+
 class SparseLinear(Module):
     """``y = x @ W.T + b`` with W stored as a ``CSRMatrix``; weights are fixed (inference).
 
     Gradients flow to the input (through ``W.T``) so a sparse layer can sit inside a network
-    that is fine-tuned around it, but W and b themselves are buffers, not parameters.
+    that is fine-tuned around it, but W and b themselves are not parameters (b is a buffer). The
+    state dict holds W as its CSR arrays ``weight_indptr``, ``weight_indices``, ``weight_data``, then ``bias``.
     """
 
     def __init__(self, weight, bias=None):
@@ -118,6 +123,28 @@ class SparseLinear(Module):
         weight = np.asarray(as_array(linear.weight, "linear.weight"), np.float32)
         bias = None if linear.bias is None else as_array(linear.bias, "linear.bias")
         return cls(CSRMatrix.from_dense(weight), bias)
+
+    def _save_to_state_dict(self, destination, prefix):
+        for name in _CSR_ARRAYS:
+            destination[f"{prefix}weight_{name}"] = Tensor(getattr(self.weight_csr, name))
+        super()._save_to_state_dict(destination, prefix)
+
+    def _load_from_state_dict(self, state, prefix):
+        """A new CSR weight from the saved arrays: only ``weight_indptr``'s shape is fixed by the layer,
+        the checkpoint may have another number of nonzeros."""
+        load_bias = super()._load_from_state_dict(state, prefix)
+        keys = {name: f"{prefix}weight_{name}" for name in _CSR_ARRAYS}
+        check_shapes({keys["indptr"]: self.weight_csr.indptr}, state)
+        arrays = [np.array(state.get(keys[name], getattr(self.weight_csr, name))) for name in _CSR_ARRAYS]
+        try:
+            weight = CSRMatrix(*arrays, self.weight_csr.shape)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{', '.join(keys.values())}: {error}") from error
+
+        def load():
+            load_bias()
+            self.weight_csr = weight
+        return load
 
     def forward(self, x):
         if not isinstance(x, Tensor):

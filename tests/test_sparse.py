@@ -154,3 +154,39 @@ def test_sparse_linear_rejects_bad_input():
         layer(mc.tensor(np.ones((3, 5))))
     with pytest.raises(TypeError, match="SparseLinear expects a Tensor, got ndarray"):
         layer(np.ones((3, 24), np.float32))
+
+
+def _sparse_mlp(seed, sparsity):
+    mc.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    fc1, fc2 = mc.nn.Linear(24, 16), mc.nn.Linear(16, 5, bias=False)
+    for fc in (fc1, fc2):
+        fc.weight.data[rng.random(fc.weight.shape) < sparsity] = 0
+    return mc.nn.Sequential(SparseLinear.from_linear(fc1), mc.nn.ReLU(), SparseLinear.from_linear(fc2))
+
+
+def test_sparse_linear_round_trips_through_save_and_load(tmp_path):
+    saved, fresh = _sparse_mlp(0, 0.8), _sparse_mlp(1, 0.5)
+    assert list(saved.state_dict()) == ["0.weight_indptr", "0.weight_indices", "0.weight_data", "0.bias",
+                                        "2.weight_indptr", "2.weight_indices", "2.weight_data"]
+    assert saved[0].weight_csr.nnz < fresh[0].weight_csr.nnz   # loading replaces the arrays, whatever their length
+    x = mc.tensor(np.random.default_rng(2).standard_normal((6, 24)))
+    path = tmp_path / "sparse.npz"
+    mc.save(saved.state_dict(), path)
+    assert not np.array_equal(fresh(x).data, saved(x).data)
+    fresh.load_state_dict(mc.load(path))
+    np.testing.assert_array_equal(fresh(x).data, saved(x).data)
+    np.testing.assert_array_equal(fresh[2].weight_csr.to_dense(), saved[2].weight_csr.to_dense())
+
+
+def test_sparse_linear_rejects_a_checkpoint_that_does_not_fit():
+    layer = SparseLinear.from_linear(_pruned_linear(0.5, bias=False))       # 16 x 24
+    x = mc.tensor(np.ones((2, 24)))
+    before = layer(x).data.copy()
+    with pytest.raises(ValueError, match=r"weight_indptr: checkpoint \(9,\) vs model \(17,\)"):
+        layer.load_state_dict(SparseLinear.from_linear(mc.nn.Linear(24, 8, bias=False)).state_dict())
+    state = layer.state_dict()
+    state["weight_data"] = state["weight_data"][:-1]
+    with pytest.raises(ValueError, match=r"weight_indptr, weight_indices, weight_data: indptr\[-1\]=\d+ but indices"):
+        layer.load_state_dict(state)
+    np.testing.assert_array_equal(layer(x).data, before)
