@@ -171,3 +171,72 @@ def test_pooling_and_flatten_work_on_the_codes():
     flat = quant.nn.Flatten()(pooled)
     assert flat.shape == (1, 4) and flat.q_scale() == 0.5
     np.testing.assert_array_equal(quant.nn.MaxPool2d(2)(q.dequantize()).data, pooled.dequantize().data)
+
+
+def calibrated_cnn(per_channel, seed):
+    """A converted QuantStub -> Conv2d -> ReLU -> Flatten -> Linear -> DeQuantStub, calibrated on data drawn with ``seed``."""
+    mc.manual_seed(seed)
+    model = nn.Sequential(quant.QuantStub(), nn.Conv2d(2, 3, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(27, 4), quant.DeQuantStub())
+    model.qconfig = quant.default_per_channel_qconfig if per_channel else quant.default_qconfig
+    prepared = quant.prepare(model)
+    prepared(mc.randn(16, 2, 5, 5))
+    return quant.convert(prepared)
+
+
+def assert_round_trip(model, fresh, x, path):
+    """``fresh`` computes something else than ``model`` until it loads ``model``'s saved state, then the same bits."""
+    mc.save(model.state_dict(), path)
+    assert not np.array_equal(fresh(x).data, model(x).data)
+    fresh.load_state_dict(mc.load(path))
+    np.testing.assert_array_equal(fresh(x).data, model(x).data)
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_static_model_round_trips_through_save_and_load(tmp_path, per_channel):
+    qmodel, fresh = calibrated_cnn(per_channel, seed=0), calibrated_cnn(per_channel, seed=1)
+    state = qmodel.state_dict()
+    layer_keys = ["weight_int8", "weight_scale", "weight_zero_point", "bias", "scale", "zero_point"]
+    assert list(state) == ["0.scale", "0.zero_point"] + [f"{i}.{k}" for i in (1, 4) for k in layer_keys]
+    assert state["1.weight_int8"].dtype == np.int8 and state["1.weight_int8"].shape == (3, 2, 3, 3)
+    assert state["1.weight_scale"].shape == state["1.weight_zero_point"].shape == ((3,) if per_channel else ())
+    assert_round_trip(qmodel, fresh, mc.randn(7, 2, 5, 5), tmp_path / "static.npz")
+    assert fresh[4].weight().qscheme() == qmodel[4].weight().qscheme()
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_dynamic_model_round_trips_through_save_and_load(tmp_path, per_channel):
+    qconfig = quant.QConfig(activation=None, weight=quant.default_per_channel_weight_observer if per_channel
+                            else quant.default_weight_observer)
+
+    def dynamic(seed):
+        mc.manual_seed(seed)
+        return quant.quantize_dynamic(nn.Sequential(nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 4, bias=False)),
+                                      {nn.Linear: qconfig})
+    qmodel, fresh = dynamic(0), dynamic(1)
+    assert list(qmodel.state_dict()) == ["0.weight_int8", "0.weight_scale", "0.weight_zero_point", "0.bias",
+                                         "2.weight_int8", "2.weight_scale", "2.weight_zero_point"]
+    assert_round_trip(qmodel, fresh, mc.randn(9, 16), tmp_path / "dynamic.npz")
+
+
+def test_a_checkpoint_that_does_not_fit_raises_naming_the_key_and_changes_nothing():
+    qmodel, _, _ = calibrated_layer(seed=0)
+    fresh, _, _ = calibrated_layer(seed=1)
+    x = mc.randn(4, 16)
+    before = fresh(x).data.copy()
+    state = qmodel.state_dict()
+    state["1.weight_int8"] = mc.tensor(np.zeros((8, 15), np.int8))
+    with pytest.raises(ValueError, match=r"1.weight_int8: checkpoint \(8, 15\) vs model \(8, 16\)"):
+        fresh.load_state_dict(state)
+    per_channel, _, _ = calibrated_layer(per_channel=True)
+    with pytest.raises(ValueError, match=r"1.weight_scale: checkpoint \(8,\) vs model \(\)"):
+        fresh.load_state_dict(per_channel.state_dict())
+    state = qmodel.state_dict()
+    state["1.weight_int8"] = mc.tensor(state["1.weight_int8"].data.astype(np.int64))
+    with pytest.raises(ValueError, match="1.weight_int8: checkpoint dtype int64 vs model int8"):
+        fresh.load_state_dict(state)
+    state = qmodel.state_dict()
+    state["0.zero_point"] = mc.tensor(np.int64(300))
+    with pytest.raises(ValueError, match=r"0.zero_point=300 is outside the quantized range \[0, 127\]"):  # reduce_range
+        fresh.load_state_dict(state)
+    np.testing.assert_array_equal(fresh(x).data, before)

@@ -10,6 +10,10 @@ its weight as int8 codes, packed once for the int8 kernel (``kernels.pack_int8_w
 A static layer (``Linear``, ``Conv2d`` through im2col) then requantizes y to its output scale and
 zero point (fixed at calibration); a dynamic layer (``DynamicLinear``) returns y as float and picks
 s_x, z_x from each batch's min and max. ``ReLU``, ``MaxPool2d`` and ``Flatten`` work on the codes.
+
+The state dict holds the weight as ``weight_int8`` (the codes), ``weight_scale`` and
+``weight_zero_point`` (scalars, or 1-D per output channel), then ``bias`` and, for a static layer,
+the output ``scale`` and ``zero_point``; loading repacks the weight from them.
 """
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -21,7 +25,8 @@ from ..kernels.quantize import quantize_checked
 from ..nn import Module
 from ..tensor import Tensor
 from .observers import default_weight_observer
-from .qtensor import QTensor, dtype_range, quantize_array
+from .qtensor import QTensor, check_scale, check_zero_point, dtype_range, quantize_array
+from .stubs import _OutputQParams
 
 _INT32_RANGE = (-2 ** 31, 2 ** 31 - 1)
 SMALL_SCALE_THRESHOLD = 6.1e-5
@@ -84,6 +89,31 @@ class _PackedLayer(Module):
         self._epilogue = Epilogue(qweight.shape[0], self._w_scale, self._w_zero_point, bias)
         self._epilogue_for = (None, None)  # (input scale, its epilogue), see _StaticLayer
 
+    def _save_to_state_dict(self, destination, prefix):
+        super()._save_to_state_dict(destination, prefix)
+        destination[prefix + "weight_int8"] = self._qweight.int_repr()
+        destination[prefix + "weight_scale"] = Tensor(np.asarray(self._w_scale, np.float64))
+        destination[prefix + "weight_zero_point"] = Tensor(np.asarray(self._w_zero_point, np.int64))
+        if self._bias is not None:
+            destination[prefix + "bias"] = Tensor(self._bias)
+
+    def _load_from_state_dict(self, state, prefix):
+        load_rest = super()._load_from_state_dict(state, prefix)
+        entries = self._state_entries(state, prefix)
+        codes = entries["weight_int8"]
+        if codes.dtype != np.int8:
+            raise ValueError(f"{prefix}weight_int8: checkpoint dtype {codes.dtype} vs model int8")
+        scale = check_scale(entries["weight_scale"], prefix + "weight_scale")
+        zero_point = check_zero_point(entries["weight_zero_point"], *dtype_range("qint8"), prefix + "weight_zero_point")
+        qweight = (QTensor(codes.copy(), float(scale), int(zero_point), "qint8") if scale.ndim == 0
+                   else QTensor(codes.copy(), scale, zero_point, "qint8", 0))
+        bias = entries.get("bias")
+
+        def load():
+            load_rest()
+            self.set_weight_bias(qweight, None if bias is None else bias.copy())
+        return load
+
     def weight(self):
         return self._qweight
 
@@ -96,7 +126,7 @@ class _PackedLayer(Module):
         self.weight_quant_range = (weight_observer.quant_min, weight_observer.quant_max)
 
 
-class _StaticLayer(_PackedLayer):
+class _StaticLayer(_OutputQParams, _PackedLayer):
     """QTensor (quint8) in, QTensor (quint8) out: the output's scale and zero point were fixed at
     calibration, by the observer that watched the float layer's output; outputs are clamped to
     its [quant_min, quant_max]."""

@@ -5,6 +5,8 @@ model and do nothing there. ``prepare`` gives the ``QuantStub`` an observer for 
 range; ``convert`` replaces the stubs by ``Quantize`` (float -> QTensor with the observed scale
 and zero point) and ``DeQuantize`` (QTensor -> float).
 """
+import numpy as np
+
 from ..kernels.quantize import quantize_checked
 from ..nn import Module
 from ..tensor import Tensor
@@ -29,7 +31,29 @@ class DeQuantStub(_Stub):
     """Identity in the float model; becomes ``DeQuantize`` after ``convert``."""
 
 
-class Quantize(Module):
+class _OutputQParams:
+    """Keeps the output ``scale`` and ``zero_point`` (float64 and int64 scalars) in the state dict, as
+    PyTorch's ``Quantize`` and quantized layers do: calibration chose them. The range
+    [quant_min, quant_max] and the dtype come with the module, as its qconfig set them."""
+
+    def _save_to_state_dict(self, destination, prefix):
+        super()._save_to_state_dict(destination, prefix)
+        destination[prefix + "scale"] = Tensor(np.float64(self.scale))
+        destination[prefix + "zero_point"] = Tensor(np.int64(self.zero_point))
+
+    def _load_from_state_dict(self, state, prefix):
+        load_rest = super()._load_from_state_dict(state, prefix)
+        entries = self._state_entries(state, prefix)
+        scale = float(check_scale(entries["scale"], prefix + "scale"))
+        zero_point = int(check_zero_point(entries["zero_point"], self.quant_min, self.quant_max, prefix + "zero_point"))
+
+        def load():
+            load_rest()
+            self.scale, self.zero_point = scale, zero_point
+        return load
+
+
+class Quantize(_OutputQParams, Module):
     """Float Tensor -> QTensor with a fixed scale and zero point, clamped to [quant_min, quant_max].
 
     The range defaults to the dtype's; a narrower one (from a b-bit observer) keeps b-bit codes.
