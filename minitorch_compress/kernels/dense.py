@@ -17,7 +17,7 @@ from numba import njit, prange
 
 from . import threads
 from .microkernel import MR, NR, blocked_product, reads_in_place, row_buffer
-from .transpose import pack_transposed_strips
+from .transpose import pack_transposed_strips, transpose_rows
 from .validate import check_inner, check_matrix
 from .workspace import scratch
 
@@ -54,7 +54,10 @@ def matmul(a, b):
         return np.zeros((m, n), np.float32)
     if not reads_in_place(a):
         a, src = row_buffer("dense_a", m, k, np.float32), a
-        a[:m, :k] = src
+        if src.T.flags.c_contiguous:     # a transpose, e.g. x.T in a weight's gradient: in registers
+            transpose_rows(src.T, 0, k, a)
+        else:
+            a[:m, :k] = src
     bp = scratch("dense_b", -(-n // NR) * NR * k, np.float32)
     ns = m * n * k * NS_PER_MAC
     if b.T.flags.c_contiguous and not b.flags.c_contiguous:
