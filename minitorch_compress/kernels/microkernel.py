@@ -56,7 +56,7 @@ VECTOR_BITS = 512 if "avx512f" in target_features() else 256
 MR, NV = (8, 2) if VECTOR_BITS == 512 else (6, 1)
 NR = NV * LANES
 MC = 8 * MR     # rows of C per task
-NT = 8 * NR     # columns of C per task (on AVX2, 3 x 2 tasks for 128 x 784 x 256 share 2 threads better than 3 x 1)
+NT = 4 * NR     # columns of C per task: enough tasks to share 2 threads evenly (300 x 784 x 256: 5 x 2, not 5 x 1)
 
 
 def _vpdpbusd(builder, acc, a, b):
