@@ -36,7 +36,7 @@ def instruction_counts(kernel, mnemonics=MNEMONICS):
     weight_dtype, warm_up = _KERNELS[kernel]
     warm_up()
     from numba import from_dtype, njit
-    signature = next(sig for sig in blocked_product.signatures if sig[4].dtype == from_dtype(weight_dtype))
+    signature = next(sig for sig in blocked_product.signatures if sig[2].dtype == from_dtype(weight_dtype))
     fresh = njit(parallel=True)(blocked_product.py_func)
     fresh.compile(signature)
     asm = "\n".join(fresh.inspect_asm().values())

@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import threads
-from .microkernel import MR, NR, blocked_product, reads_in_place, row_buffer
+from .microkernel import NR, blocked_product, reads_in_place, row_buffer
 from .transpose import pack_transposed_strips, transpose_rows
 from .validate import check_inner, check_matrix
 from .workspace import scratch
@@ -67,8 +67,7 @@ def matmul(a, b):
     c = np.empty((m, n), np.float32)
     blocks = -(-k // KC)
     # equal k-blocks: no short last block
-    threads.run(blocked_product, ns, a, MR * a.shape[1], a.shape[1], 1, bp, k, -(-k // blocks),
-                np.zeros(n, np.float32), c)
+    threads.run(blocked_product, ns, a, a.shape[1], bp, k, -(-k // blocks), np.zeros(n, np.float32), c)
     return c
 
 

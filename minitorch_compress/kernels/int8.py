@@ -161,8 +161,7 @@ def int8_linear(x, packed, kernel=None, x_zero_point=0):
     lanes = xa.shape[1] * xa.itemsize // 4
     steps = -(-k // (4 if use_vnni else 2))
     ns = -(-m // MR) * MR * -(-n // NR) * NR * k * NS_PER_MAC   # tiles are padded
-    threads.run(blocked_product, ns, xa, MR * lanes, lanes, 1, packed.vnni if use_vnni else packed.portable,
-                steps, KB, offset, out)
+    threads.run(blocked_product, ns, xa, lanes, packed.vnni if use_vnni else packed.portable, steps, KB, offset, out)
     return out
 
 

@@ -7,7 +7,7 @@ steps, keeping the whole tile in ``MR*NV`` vector registers of 16 lanes::
     acc[i][v] = C[c_off + i*c_rs + v*16 : ... + 16] if accumulate else init[init_off + v*16 : ... + 16]
     for k in range(kc):
         for v in range(NV):   bv = B[b_off + k*NR + v*16 : ... + 16]         # packed B row
-        for i in range(MR):   a = splat(A[a_off + i*a_rs + k*a_ks])          # one lane, broadcast
+        for i in range(MR):   a = splat(A[a_off + i*a_rs + k])               # one lane, broadcast
                               acc[i][v] = combine(acc[i][v], a, bv)
     C[c_off + i*c_rs + v*16 : ... + 16] = acc[i][v]
 
@@ -88,7 +88,7 @@ _KINDS = {types.float32: (ir.FloatType(), _fma), types.int16: (ir.IntType(32), _
 
 
 @intrinsic
-def tile(typingctx, a, a_off, a_rs, a_ks, b, b_off, kc, c, c_off, c_rs, init, init_off, accumulate):
+def tile(typingctx, a, a_off, a_rs, b, b_off, kc, c, c_off, c_rs, init, init_off, accumulate):
     """One MR x NR tile (see the module docstring); ``accumulate`` is an integer, nonzero to add
     to C. Offsets and strides count 4-byte lanes; the arrays are reinterpreted as lanes."""
     for arr in (a, b, c, init):
@@ -99,10 +99,10 @@ def tile(typingctx, a, a_off, a_rs, a_ks, b, b_off, kc, c, c_off, c_rs, init, in
     scalar, combine = _KINDS[b.dtype]
     vec = ir.VectorType(scalar, LANES)
     intp = types.intp
-    sig = types.void(a, intp, intp, intp, b, intp, intp, c, intp, intp, init, intp, intp)
+    sig = types.void(a, intp, intp, b, intp, intp, c, intp, intp, init, intp, intp)
 
     def codegen(context, builder, signature, args):
-        a_arr, a_off, a_rs, a_ks, b_arr, b_off, kc, c_arr, c_off, c_rs, i_arr, init_off, accumulate = args
+        a_arr, a_off, a_rs, b_arr, b_off, kc, c_arr, c_off, c_rs, i_arr, init_off, accumulate = args
         ptr, vptr = ir.PointerType(scalar), ir.PointerType(vec)
 
         def data(k, arr):
@@ -114,7 +114,7 @@ def tile(typingctx, a, a_off, a_rs, a_ks, b, b_off, kc, c, c_off, c_rs, init, in
         def const(value):
             return ir.Constant(a_off.type, value)
 
-        a_ptr, b_ptr, c_ptr, i_ptr = data(0, a_arr), data(4, b_arr), data(7, c_arr), data(10, i_arr)
+        a_ptr, b_ptr, c_ptr, i_ptr = data(0, a_arr), data(3, b_arr), data(6, c_arr), data(9, i_arr)
         c_rows = [builder.add(c_off, builder.mul(const(i), c_rs)) for i in range(MR)]
         c_at = [[builder.add(c_rows[i], const(v * LANES)) for v in range(NV)] for i in range(MR)]
         # Accumulators live in allocas; LLVM's mem2reg turns them into registers.
@@ -134,7 +134,7 @@ def tile(typingctx, a, a_off, a_rs, a_ks, b, b_off, kc, c, c_off, c_rs, init, in
             k = loop.index
             b_row = builder.add(b_off, builder.mul(k, const(NR)))
             bvs = [builder.load(vector_at(b_ptr, builder.add(b_row, const(v * LANES))), align=4) for v in range(NV)]
-            a_k = builder.add(a_off, builder.mul(k, a_ks))
+            a_k = builder.add(a_off, k)
             for i in range(MR):
                 s = builder.load(builder.gep(a_ptr, [builder.add(a_k, builder.mul(const(i), a_rs))]), align=4)
                 one = builder.insert_element(ir.Constant(vec, ir.Undefined), s, ir.Constant(ir.IntType(32), 0))
@@ -188,12 +188,11 @@ def store_tile(c, tile, r0, c0, first, init):
 
 
 @njit(cache=True, parallel=True)
-def blocked_product(a, a_strip, a_rs, a_ks, b, k, kb, init, c):
-    """c = A @ B + init (per column), A and B packed for ``tile``, in parallel over tasks of
-    ``MC`` rows x ``NT`` columns of C.
+def blocked_product(a, a_rs, b, k, kb, init, c):
+    """c = A @ B + init (per column), in parallel over tasks of ``MC`` rows x ``NT`` columns of C.
 
-    Strip ``s`` of A (MR rows) starts at lane ``s * a_strip``, its row i and step p at
-    ``i * a_rs + p * a_ks``; B is packed in strips of NR columns, ``k`` steps of NR lanes each.
+    A is row-major with rows ``a_rs`` lanes apart (at least ``k`` of them, and rows up to a
+    multiple of MR); B is packed in strips of NR columns, ``k`` steps of NR lanes each.
     Each task walks the steps in blocks of ``kb``, so that the A block stays in L2 and a B strip
     in L1/L2, and within a block reuses each B strip for all of its row strips.
     """
@@ -208,9 +207,9 @@ def blocked_product(a, a_strip, a_rs, a_ks, b, k, kb, init, c):
             for js in col_strips:
                 for is_ in row_strips:
                     r0, c0 = is_ * MR, js * NR
-                    a_off, b_off = is_ * a_strip + p0 * a_ks, (js * k + p0) * NR
+                    a_off, b_off = r0 * a_rs + p0, (js * k + p0) * NR
                     if r0 + MR <= m and c0 + NR <= n:
-                        tile(a, a_off, a_rs, a_ks, b, b_off, steps, c, r0 * n + c0, n, init, c0, p0)
+                        tile(a, a_off, a_rs, b, b_off, steps, c, r0 * n + c0, n, init, c0, p0)
                     else:
-                        tile(a, a_off, a_rs, a_ks, b, b_off, steps, edge, 0, NR, edge_init, 0, 0)
+                        tile(a, a_off, a_rs, b, b_off, steps, edge, 0, NR, edge_init, 0, 0)
                         store_tile(c, edge, r0, c0, p0 == 0, init)
