@@ -56,7 +56,9 @@ VECTOR_BITS = 512 if "avx512f" in target_features() else 256
 MR, NV = (8, 2) if VECTOR_BITS == 512 else (6, 1)
 NR = NV * LANES
 MC = 8 * MR     # rows of C per task
-NT = 4 * NR     # columns of C per task: enough tasks to share 2 threads evenly (300 x 784 x 256: 5 x 2, not 5 x 1)
+# Columns of C per task, for both tiles: 256 left 300 x 784 x 256 in 5 x 1 tasks, unevenly shared
+# by 2 threads (0.8x OpenBLAS, 0.9x with 128); 64 cost the AVX2 tile 0.1-0.2x.
+NT = 128
 
 
 def _vpdpbusd(builder, acc, a, b):
