@@ -1,22 +1,25 @@
 """Which matrix-multiply implementation the engine uses.
 
-``"numpy"`` calls NumPy's ``@`` (OpenBLAS); ``"numba"`` calls our own kernel,
-``minitorch_compress.kernels.matmul``. Lessons switch between them to time both::
+``"numba"`` (the default) calls our own kernel, ``minitorch_compress.kernels.matmul``: every
+output is one fused multiply-add chain over k in order, so a product gives the same bits on every
+CPU and at any thread count, and so does everything trained with it. ``"numpy"`` calls NumPy's
+``@`` (OpenBLAS), which picks a different kernel for each CPU family; its sums round differently
+from one machine to the next. Lessons switch to it to time both::
 
-    mc.set_backend("numba")          # globally
-    with mc.use_backend("numba"):    # for a block
+    mc.set_backend("numpy")          # globally
+    with mc.use_backend("numpy"):    # for a block
         ...
-    mc.matmul(a, b, backend="numba") # for one call
+    mc.matmul(a, b, backend="numpy") # for one call
 
-Our kernel is float32 and 2-D; anything else (float64 gradient checks, batched
-products) always goes to NumPy.
+Batched float32 products (3-D and more, batch dimensions broadcast) run our kernel once per
+matrix. Other dtypes (the float64 of gradient checks, integers) always go to NumPy.
 """
 from contextlib import contextmanager
 
 import numpy as np
 
-BACKENDS = ("numpy", "numba")
-_current = "numpy"
+BACKENDS = ("numba", "numpy")
+_current = "numba"
 
 
 def get_backend():
@@ -45,9 +48,19 @@ def _check(name):
 
 
 def matmul_arrays(a, b, backend=None):
-    """``a @ b`` on NumPy arrays with the chosen backend."""
+    """``a @ b`` on NumPy arrays (2-D or batched) with the chosen backend."""
     name = _current if backend is None else _check(backend)
-    if name == "numba" and a.ndim == 2 and b.ndim == 2 and a.dtype == b.dtype == np.float32:
-        from .kernels import matmul
+    if name == "numpy" or a.ndim < 2 or b.ndim < 2 or not a.dtype == b.dtype == np.float32:
+        return a @ b
+    from .kernels import matmul
+    if a.ndim == b.ndim == 2:
         return matmul(a, b)
-    return a @ b
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    if a.shape[-1] != b.shape[-2]:
+        raise ValueError(f"matmul shape mismatch: {a.shape} @ {b.shape}")
+    a = np.broadcast_to(a, batch + a.shape[-2:])
+    b = np.broadcast_to(b, batch + b.shape[-2:])
+    out = np.empty(batch + (a.shape[-2], b.shape[-1]), np.float32)
+    for index in np.ndindex(*batch):
+        out[index] = matmul(a[index], b[index])
+    return out

@@ -8,6 +8,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .backend import matmul_arrays
+from .kernels.transcendental import exp, log
 from .random import get_rng
 from .tensor import Tensor, tensor
 
@@ -36,7 +37,7 @@ def tanh(x):
 def softmax(x, dim=-1):
     """softmax(x)_i = exp(x_i - max x) / sum_j exp(x_j - max x)  (shifted, so it never overflows)."""
     x = _tensor(x)
-    e = np.exp(x.data - x.data.max(axis=dim, keepdims=True))
+    e = exp(x.data - x.data.max(axis=dim, keepdims=True))
     out = e / e.sum(axis=dim, keepdims=True)
 
     def backward(g):  # Jacobian-vector product: s * (g - <g, s>)
@@ -46,7 +47,7 @@ def softmax(x, dim=-1):
 
 def _log_softmax_array(z, dim):
     shifted = z - z.max(axis=dim, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
+    return shifted - log(exp(shifted).sum(axis=dim, keepdims=True))
 
 
 def log_softmax(x, dim=-1):
@@ -55,7 +56,7 @@ def log_softmax(x, dim=-1):
     out = _log_softmax_array(x.data, dim)
 
     def backward(g):
-        return (g - np.exp(out) * g.sum(axis=dim, keepdims=True),)
+        return (g - exp(out) * g.sum(axis=dim, keepdims=True),)
     return x._make(out, (x,), backward)
 
 
@@ -81,7 +82,7 @@ def cross_entropy(logits, target):
         loss = -log_p[np.arange(n), target_data].mean()
 
         def backward(g):
-            grad = np.exp(log_p)
+            grad = exp(log_p)
             grad[np.arange(n), target_data] -= 1
             return (grad * (g / n),)
     else:
@@ -90,7 +91,7 @@ def cross_entropy(logits, target):
         loss = -(target_data * log_p).sum() / n
 
         def backward(g):
-            grad = np.exp(log_p) * target_data.sum(axis=1, keepdims=True) - target_data
+            grad = exp(log_p) * target_data.sum(axis=1, keepdims=True) - target_data
             return (grad * (g / n),)
     return logits._make(np.asarray(loss, dtype=logits.dtype), (logits,), backward)
 
@@ -113,7 +114,7 @@ def kl_div(input, target, reduction="batchmean"):
         raise ValueError(f"kl_div: input shape {input.shape} and target shape {target.shape} differ")
     p, log_q = target.data, input.data
     positive = p > 0
-    log_p = np.log(np.where(positive, p, 1))
+    log_p = log(np.where(positive, p, 1))
     pointwise = np.where(positive, p * (log_p - log_q), 0).astype(input.dtype)
 
     def backward(g):

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from .backend import matmul_arrays
+from .kernels.transcendental import exp, log, log_scalar, power, tanh
 from .random import get_rng
 
 _grad_enabled = True
@@ -199,17 +200,17 @@ class Tensor:
         return self._make(out, (self, other), lambda g: (g / other.data, -g * out / other.data))
 
     def __pow__(self, exponent):
-        if isinstance(exponent, Tensor):
+        if not np.isscalar(exponent):
             # a ** b = exp(b * log a), for a > 0
-            return (exponent * self.log()).exp()
-        out = self.data ** exponent
+            return (self._other(exponent) * self.log()).exp()
+        out = power(self.data, exponent)
 
         def backward(g):
-            return (g * exponent * self.data ** (exponent - 1),)
+            return (g * exponent * power(self.data, exponent - 1),)
         return self._make(out, (self,), backward)
 
     def __rpow__(self, base):
-        return (self * float(np.log(base))).exp()
+        return (self * log_scalar(float(base))).exp()
 
     def __neg__(self):
         return self._make(-self.data, (self,), lambda g: (-g,))
@@ -314,11 +315,11 @@ class Tensor:
 
     # ----- elementwise functions ---------------------------------------------------------
     def exp(self):
-        out = np.exp(self.data)
+        out = exp(self.data)
         return self._make(out, (self,), lambda g: (g * out,))
 
     def log(self):
-        return self._make(np.log(self.data), (self,), lambda g: (g / self.data,))
+        return self._make(log(self.data), (self,), lambda g: (g / self.data,))
 
     def sqrt(self):
         out = np.sqrt(self.data)
@@ -331,12 +332,12 @@ class Tensor:
     def sigmoid(self):
         # Split by sign so that exp never overflows.
         x = self.data
-        e = np.exp(-np.abs(x))
+        e = exp(-np.abs(x))
         out = np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
         return self._make(out, (self,), lambda g: (g * out * (1 - out),))
 
     def tanh(self):
-        out = np.tanh(self.data)
+        out = tanh(self.data)
         return self._make(out, (self,), lambda g: (g * (1 - out * out),))
 
     def abs(self):

@@ -1,0 +1,204 @@
+"""exp, log and tanh that give the same bits on every CPU.
+
+NumPy's float32 ``exp``/``log``/``tanh`` pick a SIMD implementation at run time (AVX-512, AVX2,
+baseline, NEON), and the C library picks FMA or SSE2 versions of ``exp``/``log``: each rounds a
+little differently, so a model trained on one laptop drifts away from the same run on another.
+These functions use only +, -, *, / (which IEEE 754 rounds the same everywhere), exact scaling
+by powers of two and float64 intermediates, in a fixed order, and then round once to the input's
+dtype. The polynomials are accurate to a few float64 ulps, far below float32's rounding.
+
+    exp(x):  x = k ln2 + r, |r| <= ln2/2  (Cody & Waite: ln2 split in two so k*LN2_HI is exact)
+             e^x = 2^k * sum_{n=0}^{13} r^n / n!          (next term < 5e-18 relative)
+    log(x):  x = m 2^e, sqrt(1/2) <= m < sqrt(2),  s = (m - 1) / (m + 1),  |s| <= 0.172
+             log x = e ln2 + 2 (s + s^3/3 + ... + s^25/25)  (atanh series; next term < 2e-19)
+    tanh(x): |x| <= 1/2: t = expm1(2|x|) / (expm1(2|x|) + 2), expm1 by its Taylor series
+             |x| >  1/2: t = 1 - 2 / (e^{2|x|} + 1);  the sign of x put back
+
+Each function is a Numba kernel (``exp``, ``log``, ``tanh``) with a NumPy twin doing the same
+operations in the same order (``exp_reference``...): the tests check that both agree bit for bit,
+and that both are within float32 rounding of NumPy's float64 functions.
+"""
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from . import threads
+from .validate import as_array
+
+NS_PER_ELEMENT = 10.0     # one thread, measured for exp and tanh
+LN2_HI = 6.93147180369123816490e-01    # ln 2 with its low 32 bits zero (fdlibm): k * LN2_HI is exact
+LN2_LO = 1.90821492927058770002e-10    # ln 2 - LN2_HI
+INV_LN2 = 1.44269504088896338700e+00
+SQRT_HALF = 0.70710678118654757
+EXP_COEFFS = tuple(1.0 / math.factorial(n) for n in range(14))               # r^n / n!
+EXPM1_COEFFS = tuple(1.0 / math.factorial(n + 1) for n in range(18))         # expm1(y) / y
+ATANH_COEFFS = tuple(1.0 / (2 * n + 1) for n in range(13))                   # atanh(s) / s, in s^2
+EXP_MAX, EXP_MIN = 709.0, -744.0     # beyond: inf and 0 (float64's last subnormals are given up)
+POW2 = np.ldexp(1.0, np.arange(-1074, 1024))  # 2^k, exact, for k in [-1074, 1023]: 2^k * p rounds once
+
+
+# ----- the scalar functions, as a learner steps through them --------------------------------
+@njit(cache=True)
+def _horner(coeffs, x):
+    p = coeffs[len(coeffs) - 1]
+    for i in range(len(coeffs) - 2, -1, -1):
+        p = p * x + coeffs[i]
+    return p
+
+
+@njit(cache=True)
+def exp_scalar(x):
+    """e^x for a float64 x."""
+    if x != x:
+        return x
+    if x > EXP_MAX:
+        return math.inf
+    if x < EXP_MIN:
+        return 0.0
+    k = math.floor(x * INV_LN2 + 0.5)
+    r = (x - k * LN2_HI) - k * LN2_LO
+    return _horner(EXP_COEFFS, r) * POW2[int(k) + 1074]
+
+
+@njit(cache=True)
+def log_scalar(x):
+    """Natural log of a float64 x (nan below 0, -inf at 0)."""
+    if x != x or x < 0.0:
+        return math.nan
+    if x == 0.0:
+        return -math.inf
+    if x == math.inf:
+        return x
+    m, e = math.frexp(x)
+    if m < SQRT_HALF:
+        m, e = m * 2.0, e - 1
+    s = (m - 1.0) / (m + 1.0)
+    return e * LN2_HI + (e * LN2_LO + 2.0 * s * _horner(ATANH_COEFFS, s * s))
+
+
+@njit(cache=True)
+def tanh_scalar(x):
+    """tanh of a float64 x."""
+    a = abs(x)
+    small = min(a, 0.5)          # both branches computed, then one picked: the loop vectorizes
+    em = 2.0 * small * _horner(EXPM1_COEFFS, 2.0 * small)
+    big = 1.0 - 2.0 / (exp_scalar(2.0 * a) + 1.0)
+    t = em / (em + 2.0) if a <= 0.5 else big
+    return -t if x < 0 else t
+
+
+# ----- the kernels: the scalar functions over an array, in parallel ----------------------------
+@njit(cache=True, parallel=True)
+def _exp(x, out):
+    for i in prange(x.size):
+        out[i] = exp_scalar(np.float64(x[i]))
+
+
+@njit(cache=True, parallel=True)
+def _log(x, out):
+    for i in prange(x.size):
+        out[i] = log_scalar(np.float64(x[i]))
+
+
+@njit(cache=True, parallel=True)
+def _tanh(x, out):
+    for i in prange(x.size):
+        out[i] = tanh_scalar(np.float64(x[i]))
+
+
+def _apply(kernel, x):
+    x = np.asarray(x) if np.isscalar(x) else as_array(x, "x")
+    if x.dtype.kind in "iub":
+        x = x.astype(np.float32)      # as PyTorch: integer tensors give float32
+    elif x.dtype not in (np.float32, np.float64):
+        raise TypeError(f"x must be a real array, got dtype {x.dtype}")
+    flat = np.ascontiguousarray(x).reshape(-1)
+    out = np.empty(flat.size, x.dtype)
+    threads.run(kernel, flat.size * NS_PER_ELEMENT, flat, out)
+    return out.reshape(x.shape)
+
+
+def exp(x):
+    """e^x elementwise for a float32 or float64 array (same dtype out), the same bits on every CPU."""
+    return _apply(_exp, x)
+
+
+def log(x):
+    """Natural log elementwise (nan below 0, -inf at 0), the same bits on every CPU."""
+    return _apply(_log, x)
+
+
+def tanh(x):
+    """tanh elementwise, the same bits on every CPU."""
+    return _apply(_tanh, x)
+
+
+def power(x, exponent):
+    """``x ** exponent`` elementwise for a float array and a number, the same bits on every CPU.
+
+    An integer exponent multiplies by repeated squaring in float64 (x**2 is x*x, exactly as NumPy
+    rounds it in float32); any other exponent is exp(exponent * log x) in float64 (nan for x < 0,
+    as NumPy). Integer arrays keep NumPy's exact integer power.
+    """
+    x = np.asarray(x)
+    if x.dtype.kind != "f":
+        return x ** exponent
+    if not np.isscalar(exponent) or isinstance(exponent, (bool, np.bool_)):
+        raise TypeError(f"exponent must be a number, got {type(exponent).__name__}")
+    x64 = x.astype(np.float64)
+    if float(exponent).is_integer():
+        n = abs(int(exponent))
+        result, base = np.ones_like(x64), x64
+        while n:
+            if n & 1:
+                result = result * base
+            base, n = base * base, n >> 1
+        with np.errstate(divide="ignore"):
+            out = 1.0 / result if exponent < 0 else result
+    else:
+        out = exp(float(exponent) * log(x64))
+    return out.astype(x.dtype)
+
+
+# ----- NumPy twins: the same operations in the same order, on whole arrays ---------------------
+def _horner_reference(coeffs, x):
+    p = np.full_like(x, coeffs[-1])
+    for c in coeffs[-2::-1]:
+        p = p * x + c
+    return p
+
+
+def _exp64_reference(x):
+    inside = np.clip(np.nan_to_num(x, nan=0.0), EXP_MIN, EXP_MAX)
+    k = np.floor(inside * INV_LN2 + 0.5)
+    r = (inside - k * LN2_HI) - k * LN2_LO
+    out = _horner_reference(EXP_COEFFS, r) * POW2[k.astype(np.int64) + 1074]
+    return np.where(x > EXP_MAX, np.inf, np.where(x < EXP_MIN, 0.0, np.where(np.isnan(x), x, out)))
+
+
+def exp_reference(x):
+    x = np.asarray(x)
+    return _exp64_reference(x.astype(np.float64)).astype(x.dtype)
+
+
+def log_reference(x):
+    x = np.asarray(x)
+    x64 = x.astype(np.float64)
+    regular = (x64 > 0) & (x64 < np.inf)
+    m, e = np.frexp(np.where(regular, x64, 1.0))
+    low = m < SQRT_HALF
+    m, e = np.where(low, m * 2.0, m), np.where(low, e - 1, e).astype(np.float64)
+    s = (m - 1.0) / (m + 1.0)
+    out = e * LN2_HI + (e * LN2_LO + 2.0 * s * _horner_reference(ATANH_COEFFS, s * s))
+    special = np.where(x64 == 0, -np.inf, np.where(x64 == np.inf, np.inf, np.nan))
+    return np.where(regular, out, special).astype(x.dtype)
+
+
+def tanh_reference(x):
+    x = np.asarray(x)
+    a = np.abs(x.astype(np.float64))
+    small = np.minimum(a, 0.5)
+    em = 2.0 * small * _horner_reference(EXPM1_COEFFS, 2.0 * small)
+    t = np.where(a <= 0.5, em / (em + 2.0), 1.0 - 2.0 / (_exp64_reference(2.0 * a) + 1.0))
+    return np.where(x < 0, -t, t).astype(x.dtype)
