@@ -16,6 +16,8 @@ from minitorch_compress.kernels.requant import int8_linear_dequant_reference, in
 from minitorch_compress.kernels.transpose import transpose_reference, transpose_rows
 from minitorch_compress.quant.qtensor import quantize_array
 
+from emulated_cpus import HASWELL
+
 FEW = settings(max_examples=25, deadline=None)
 dims = st.integers(0, 70)
 requires_vnni = pytest.mark.skipif(not K.has_vnni(), reason="CPU lacks AVX512-VNNI (or Numba does not target the host)")
@@ -293,8 +295,6 @@ def test_transpose_rows_matches_numpy(n, k, first, seed):
     np.testing.assert_array_equal(got, expected)
 
 
-HASWELL = ("+64bit,+avx,+avx2,+bmi,+bmi2,+cmov,+cx16,+cx8,+f16c,+fma,+fsgsbase,+fxsr,+lzcnt,+mmx,+movbe,+pclmul,"
-           "+popcnt,+rdrnd,+sahf,+sse,+sse2,+sse3,+sse4.1,+sse4.2,+ssse3,+xsave,+xsaveopt")
 AVX2_CHECKS = textwrap.dedent("""
     import numpy as np
     from minitorch_compress import kernels as K

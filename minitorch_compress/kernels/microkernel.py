@@ -26,7 +26,10 @@ follows B's dtype; a lane is 4 bytes in all three:
 
 ``C`` is the product itself for whole tiles, so a tile goes from registers straight to memory
 (an 8 x 32 tile passed through a scratch tile and copied out cost a third of the int8 kernel's
-time); tiles at the edges go to a scratch tile, then ``store_tile`` copies the part inside.
+time); tiles at the edges go through a scratch tile: ``load_tile`` fills it with what C holds so far,
+the micro-kernel continues from it, ``store_tile`` copies the part inside back. Every element of C is
+so one chain ``init + a_0 b_0 + a_1 b_1 + ...`` in the order of k, whatever the tile shape (which
+follows the CPU) and however K is blocked: the same bits on every CPU.
 ``init`` is a per-column start value: zeros for a plain product, the int8 kernels' zero-point
 correction.
 """
@@ -172,21 +175,25 @@ def reads_in_place(a):
 
 
 @njit(cache=True, inline="always")
-def store_tile(c, tile, r0, c0, first, init):
-    """Copy the part of an edge tile (rows of ``NR``) that lies inside ``c``, at (r0, c0).
+def load_tile(c, tile, r0, c0, first, init):
+    """Fill an edge tile (rows of ``NR``) with what the micro-kernel continues from: ``init[col]`` on
+    the first k-block, C's part at (r0, c0) on later ones; zeros outside C."""
+    m, n = c.shape
+    rows, cols = min(MR, m - r0), min(NR, n - c0)
+    tile[:] = 0
+    for i in range(rows):
+        for j in range(cols):
+            tile[i * NR + j] = init[c0 + j] if first else c[r0 + i, c0 + j]
 
-    The first k-block stores ``tile + init[col]``; later ones add ``tile``.
-    """
+
+@njit(cache=True, inline="always")
+def store_tile(c, tile, r0, c0):
+    """Copy the part of an edge tile that lies inside ``c``, at (r0, c0)."""
     m, n = c.shape
     rows, cols = min(MR, m - r0), min(NR, n - c0)
     for i in range(rows):
-        row = c[r0 + i]
-        if first:
-            for j in range(cols):
-                row[c0 + j] = tile[i * NR + j] + init[c0 + j]
-        else:
-            for j in range(cols):
-                row[c0 + j] += tile[i * NR + j]
+        for j in range(cols):
+            c[r0 + i, c0 + j] = tile[i * NR + j]
 
 
 @njit(cache=True, parallel=True)
@@ -203,7 +210,7 @@ def blocked_product(a, a_rs, b, k, kb, init, c):
     for t in prange(mtasks * ntasks):
         row_strips = range(t // ntasks * (MC // MR), min((t // ntasks + 1) * (MC // MR), (m + MR - 1) // MR))
         col_strips = range(t % ntasks * (NT // NR), min((t % ntasks + 1) * (NT // NR), (n + NR - 1) // NR))
-        edge, edge_init = np.empty(MR * NR, c.dtype), np.zeros(NR, c.dtype)
+        edge = np.empty(MR * NR, c.dtype)
         for p0 in range(0, k, kb):
             steps = min(kb, k - p0)
             for js in col_strips:
@@ -212,6 +219,7 @@ def blocked_product(a, a_rs, b, k, kb, init, c):
                     a_off, b_off = r0 * a_rs + p0, (js * k + p0) * NR
                     if r0 + MR <= m and c0 + NR <= n:
                         tile(a, a_off, a_rs, b, b_off, steps, c, r0 * n + c0, n, init, c0, p0)
-                    else:
-                        tile(a, a_off, a_rs, b, b_off, steps, edge, 0, NR, edge_init, 0, 0)
-                        store_tile(c, edge, r0, c0, p0 == 0, init)
+                    else:  # through a scratch tile, continuing the same chain as a whole tile would
+                        load_tile(c, edge, r0, c0, p0 == 0, init)
+                        tile(a, a_off, a_rs, b, b_off, steps, edge, 0, NR, init, 0, 1)
+                        store_tile(c, edge, r0, c0)
