@@ -207,3 +207,28 @@ def test_numba_backend_matmul_matches_numpy(m, k, n):
     np.testing.assert_allclose(mc.matmul(a, b, backend="numba").data, a.data @ b.data, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="unknown backend"):
         mc.matmul(a, b, backend="cuda")
+
+
+def test_default_backend_is_our_fixed_order_kernel():
+    from minitorch_compress import kernels
+    a, b = mc.randn(33, 70), mc.randn(70, 17)
+    assert mc.get_backend() == "numba"
+    np.testing.assert_array_equal(mc.matmul(a, b).data, kernels.matmul(a.data, b.data))
+
+
+def test_batched_float32_matmul_runs_our_kernel_per_matrix_with_broadcast_batches():
+    from minitorch_compress import kernels
+    a = mc.randn(2, 3, 5, 7, requires_grad=True)
+    b = mc.randn(3, 7, 4, requires_grad=True)
+    out = a @ b
+    assert out.shape == (2, 3, 5, 4)
+    for i in range(2):
+        for j in range(3):
+            np.testing.assert_array_equal(out.data[i, j], kernels.matmul(a.data[i, j], b.data[j]))
+    np.testing.assert_allclose(out.data, a.data.astype(np.float64) @ b.data, rtol=1e-5, atol=1e-5)
+    out.sum().backward()   # the gradient of b sums over the batch dimension it was broadcast along
+    g = np.ones((2, 3, 5, 4))
+    np.testing.assert_allclose(a.grad, g @ b.data.swapaxes(-1, -2).astype(np.float64), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(b.grad, (a.data.swapaxes(-1, -2).astype(np.float64) @ g).sum(axis=0), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match=r"\(2, 3, 5, 7\) @ \(3, 6, 4\)"):
+        a @ mc.randn(3, 6, 4)

@@ -85,7 +85,7 @@ def tanh_scalar(x):
     em = 2.0 * small * _horner(EXPM1_COEFFS, 2.0 * small)
     big = 1.0 - 2.0 / (exp_scalar(2.0 * a) + 1.0)
     t = em / (em + 2.0) if a <= 0.5 else big
-    return -t if x < 0 else t
+    return math.copysign(t, x)
 
 
 # ----- the kernels: the scalar functions over an array, in parallel ----------------------------
@@ -201,4 +201,4 @@ def tanh_reference(x):
     small = np.minimum(a, 0.5)
     em = 2.0 * small * _horner_reference(EXPM1_COEFFS, 2.0 * small)
     t = np.where(a <= 0.5, em / (em + 2.0), 1.0 - 2.0 / (_exp64_reference(2.0 * a) + 1.0))
-    return np.where(x < 0, -t, t).astype(x.dtype)
+    return np.copysign(t, x).astype(x.dtype)
