@@ -25,3 +25,32 @@ CONFIGURATIONS = {
 if X86:
     CONFIGURATIONS["AVX2 laptop (Haswell)"] = {"NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": HASWELL}
     CONFIGURATIONS["NumPy without AVX2 and AVX-512"] = {"NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4"}
+
+
+def host_has(feature):
+    try:
+        with open("/proc/cpuinfo") as f:
+            return feature in f.read().split()
+    except OSError:
+        return False
+
+
+def foreign_lane():
+    """CI's second run of the lessons: as many differences from this machine as stay fast.
+
+    NumPy at its baseline SIMD level, another OpenBLAS kernel, 1 thread instead of 2, and on an
+    AVX-512 host the AVX2 code a learner's laptop runs (6 x 16 tiles, no VNNI). A generic target
+    would be slowest of all (no FMA instruction: every multiply-add a library call), so it is left
+    to the determinism test.
+    """
+    env = dict(threads(1), OPENBLAS_CORETYPE=CONFIGURATIONS["another OpenBLAS kernel"]["OPENBLAS_CORETYPE"])
+    if X86:
+        env.update(CONFIGURATIONS["NumPy without AVX2 and AVX-512"])
+        if host_has("avx512f"):
+            env.update(CONFIGURATIONS["AVX2 laptop (Haswell)"])
+    return env
+
+
+if __name__ == "__main__":   # shell exports for .ci/run
+    for name, value in foreign_lane().items():
+        print(f"export {name}='{value}'")
