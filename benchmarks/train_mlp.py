@@ -4,7 +4,7 @@
 Both run in this process, interleaved, so the ratio is fair on a noisy machine.
 Goal (issue 2): the engine reaches at least 0.7x the hand-written NumPy throughput.
 
-    python benchmarks/train_mlp.py [--repeats 7] [--steps 50]
+    python benchmarks/train_mlp.py [--repeats 7] [--steps 50] [--backend numba|numpy]
 """
 import argparse
 import time
@@ -56,7 +56,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--backend", choices=mc.backend.BACKENDS, default=mc.get_backend(),
+                        help="the engine's products: our kernel (the default) or OpenBLAS")
     args = parser.parse_args()
+    mc.set_backend(args.backend)
 
     mc.manual_seed(0)
     model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10))
@@ -75,7 +78,8 @@ def main():
             run()
             times[name].append(time.perf_counter() - start)
 
-    print(f"784-256-128-10 MLP, batch {BATCH}, {args.steps} steps x {args.repeats} repeats (medians)")
+    print(f"784-256-128-10 MLP, batch {BATCH}, {args.steps} steps x {args.repeats} repeats (medians), "
+          f"engine backend {args.backend!r}")
     throughput = {name: samples / np.median(t) for name, t in times.items()}
     for name, value in throughput.items():
         print(f"  {name:20s} {value:10,.0f} samples/s")

@@ -1,21 +1,20 @@
 """minitorch_compress: a small autograd engine and the tools to make networks smaller and faster."""
 import os
 
-# Thread pools must be configured before NumPy (OpenBLAS) and Numba load. The engine alternates
-# OpenBLAS and Numba-parallel calls; with the default settings, each library's idle threads spin
-# and steal the cores from the other (up to 10x slower on 2 cores). Measured with
-# benchmarks/kernels.py --threads (table and reasons in benchmarks/README.md): waking sleeping
-# threads costs 40-110 us per parallel region on this VM (the work queue, or OpenMP with
-# OMP_WAIT_POLICY=passive) - more than a whole 128x784x256 product takes in OpenBLAS. Numba's
-# OpenMP pool spinning for GOMP_SPINCOUNT=1000 (~20 us) starts a region in ~3 us when the last one
-# ended that recently (the kernels of one forward pass), and OpenBLAS calls alternating with ours
-# kept their speed (3000 cost them ~15%, 10000 up to 70%). "omp workqueue tbb" (Numba wants all
-# three named): where no OpenMP runtime is found (e.g. macOS without libomp), the work queue. The
-# OpenMP pool is not fork-safe; the package never forks (the autograder and Jupyter start fresh
-# processes). A short OpenBLAS spin timeout lets its threads sleep soon too. setdefault: a user's
-# own choice (e.g. NUMBA_THREADING_LAYER, OMP_WAIT_POLICY=passive) wins.
+# Thread pools must be configured before NumPy (OpenBLAS) and Numba load. Waking sleeping threads
+# costs 40-110 us per parallel region on this VM (measured with benchmarks/kernels.py --threads;
+# table and reasons in benchmarks/README.md), more than a whole 128x256x128 product takes, so
+# Numba's OpenMP pool spins a while after each region (GOMP_SPINCOUNT) and the kernels of one
+# training step find it awake. Since the engine's products run on our kernels by default, OpenBLAS
+# no longer alternates with them in training, and a spin of about a millisecond (30000) pays:
+# benchmarks/train_mlp.py 0.58-0.69x -> 0.71-0.85x hand-written NumPy. (When OpenBLAS did alternate,
+# 3000 cost it ~15% and 10000 up to 70%; its own threads sleep after OPENBLAS_THREAD_TIMEOUT.)
+# "omp workqueue tbb" (Numba wants all three named): where no OpenMP runtime is found (e.g. macOS
+# without libomp), the work queue. The OpenMP pool is not fork-safe; the package never forks (the
+# autograder and Jupyter start fresh processes). setdefault: a user's own choice (e.g.
+# NUMBA_THREADING_LAYER, OMP_WAIT_POLICY=passive) wins.
 os.environ.setdefault("NUMBA_THREADING_LAYER_PRIORITY", "omp workqueue tbb")
-os.environ.setdefault("GOMP_SPINCOUNT", "1000")
+os.environ.setdefault("GOMP_SPINCOUNT", "30000")
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 from .random import manual_seed, get_rng  # noqa: E402

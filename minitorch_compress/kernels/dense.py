@@ -23,6 +23,7 @@ from .workspace import scratch
 
 KC = 256        # k-block: MR rows of KC values of A are 8 KiB, a KC x NR strip of B 32 KiB
 NS_PER_MAC = 0.024   # one thread
+NS_PER_PACKED = 0.5  # one thread, per element of B packed
 
 
 @njit(cache=True, parallel=True)
@@ -60,10 +61,11 @@ def matmul(a, b):
             a[:m, :k] = src
     bp = scratch("dense_b", -(-n // NR) * NR * k, np.float32)
     ns = m * n * k * NS_PER_MAC
+    pack_ns = k * n * NS_PER_PACKED
     if b.T.flags.c_contiguous and not b.flags.c_contiguous:
-        threads.run(pack_transposed_strips, ns, b.T, bp.reshape(-1, k, NR))
+        threads.run(pack_transposed_strips, pack_ns, b.T, bp.reshape(-1, k, NR))
     else:
-        threads.run(_pack_b, ns, b, bp, NR)
+        threads.run(_pack_b, pack_ns, b, bp, NR)
     c = np.empty((m, n), np.float32)
     blocks = -(-k // KC)
     # equal k-blocks: no short last block
