@@ -1,4 +1,4 @@
-"""exp, log and tanh that give the same bits on every CPU.
+"""exp, log, tanh and powers that give the same bits on every CPU.
 
 NumPy's float32 ``exp``/``log``/``tanh`` pick a SIMD implementation at run time (AVX-512, AVX2,
 baseline, NEON), and the C library picks FMA or SSE2 versions of ``exp``/``log``: each rounds a
@@ -16,7 +16,8 @@ dtype. The polynomials are accurate to a few float64 ulps, far below float32's r
 
 Each function is a Numba kernel (``exp``, ``log``, ``tanh``) with a NumPy twin doing the same
 operations in the same order (``exp_reference``...): the tests check that both agree bit for bit,
-and that both are within float32 rounding of NumPy's float64 functions.
+and that float32 results are NumPy's float64 functions correctly rounded. ``power(x, p)`` builds
+on them: repeated squaring for an integer p, exp(p log x) otherwise.
 """
 import math
 
