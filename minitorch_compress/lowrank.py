@@ -7,6 +7,7 @@ It runs as two layers, x -> (sqrt(S_r) V_r^T) x -> (U_r sqrt(S_r)) (...) + b:
 Linear(in, r, bias=False) then Linear(r, out), r (in + out) weights and multiply-adds per
 example instead of in * out, a saving when r < in * out / (in + out).
 
+The SVD is ``kernels.svd`` (one-sided Jacobi), not LAPACK's, whose last bits depend on the CPU.
 The rank is chosen by an energy threshold: the smallest r whose singular values keep a fraction
 ``energy`` of sum_i s_i^2 (= ||W||_F^2).
 """
@@ -14,6 +15,7 @@ import copy
 
 import numpy as np
 
+from .kernels import svd
 from .metrics import Table
 from .nn import Linear, Module, Sequential
 
@@ -38,7 +40,7 @@ def factorize(linear, rank=None, energy=None):
     if (rank is None) == (energy is None):
         raise ValueError("give exactly one of rank and energy")
     w = linear.weight.data
-    u, s, vt = np.linalg.svd(w.astype(np.float64), full_matrices=False)
+    u, s, vt = svd(w)   # Jacobi rotations in a fixed order: the same factors on every CPU
     if energy is not None:
         rank = energy_rank(s, energy)
     if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 1 <= rank <= s.size:

@@ -12,6 +12,7 @@ import numpy as np
 import minitorch_compress as mc
 from minitorch_compress import functional as F, nn, optim, prune, quant
 from minitorch_compress.data import DataLoader, load_mnist_5k
+from minitorch_compress.lowrank import factorize_model
 from minitorch_compress.sparse import SparseLinear
 
 
@@ -55,6 +56,7 @@ def main():
     with mc.no_grad():
         results["mlp params"] = params(mlp)
         results["mlp softmax"] = digest(F.softmax(mlp(x_test), dim=1).data)
+        results["low-rank factors"] = params(factorize_model(mlp, 0.9)[0])
 
     # A small CNN: convolution, pooling, ReLU, a distillation-style KL term.
     mc.manual_seed(1)

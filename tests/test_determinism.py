@@ -1,4 +1,4 @@
-"""The same seeded training, pruning, CSR and int8 run gives the same bits on every machine.
+"""The same seeded training, low-rank, pruning, CSR and int8 run gives the same bits on every machine.
 
 ``determinism_workload.py`` runs in a fresh process per configuration of ``emulated_cpus``
 (another Numba target, NumPy's baseline SIMD, another OpenBLAS kernel, 1 and 4 threads) and
@@ -30,8 +30,8 @@ def host():
 
 
 def test_workload_covers_every_part(host):
-    assert set(host) == {"mlp params", "mlp softmax", "cnn params", "pruned params", "csr outputs",
-                         "dynamic int8 outputs", "static int8 outputs"}
+    assert set(host) == {"mlp params", "mlp softmax", "low-rank factors", "cnn params", "pruned params",
+                         "csr outputs", "dynamic int8 outputs", "static int8 outputs"}
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGURATIONS))

@@ -18,6 +18,11 @@ Quantized layers keep their weight packed and call the packed path (C = X @ W.T,
         # the same, quantized again: clamp(round_half_even(y * (1/out_scale)) + out_zero_point)
     q = quantize(x, scale, zero_point, qmin, qmax, np.uint8)   # float -> codes, one pass
 
+And the elementwise functions and factorisations whose bits must not depend on the CPU::
+
+    exp(x), log(x), tanh(x), power(x, p)   # float64 polynomials, rounded once (transcendental.py)
+    u, s, vt = svd(a)                      # one-sided Jacobi, float64 (svd.py)
+
 Both products run the int8 kernel (which subtracts x's zero point for free) and then one fused
 pass (``requant.py``); layers validate their constants once into an ``Epilogue`` and call
 ``linear_epilogue(x_q, x_zero_point, packed, epilogue.at(x_scale), ...)``.
@@ -36,10 +41,12 @@ from .dense import matmul
 from .int8 import PackedInt8Weight, int8_linear, int8_matmul, pack_int8_weight
 from .quantize import quantize
 from .requant import Epilogue, int8_linear_dequant, int8_linear_requant, linear_epilogue
+from .svd import svd
+from .transcendental import exp, log, power, tanh
 from .vnni import has_vnni
 
 __all__ = [
     "matmul", "csr_matmul", "int8_matmul", "pack_int8_weight", "PackedInt8Weight", "int8_linear",
     "int8_linear_dequant", "int8_linear_requant", "Epilogue", "linear_epilogue", "quantize", "has_vnni",
-    "instruction_counts",
+    "instruction_counts", "exp", "log", "tanh", "power", "svd",
 ]
