@@ -6,7 +6,9 @@
 - ``load_idx(path)``: standard MNIST / Fashion-MNIST IDX files you already have on disk.
 
 Splits are deterministic (a fixed permutation, independent of ``mc.manual_seed``), so every
-lesson and test sees the same train and test examples.
+lesson and test sees the same train and test examples. ``validation=n`` holds ``n`` training
+examples out as a validation split, itself fixed (``load_mnist_5k(validation=500)``: 3,500 / 500 /
+1,000): choose settings on it, and report the test set once.
 """
 from functools import lru_cache
 import gzip
@@ -19,6 +21,7 @@ from .random import get_rng
 from .tensor import tensor
 
 SPLIT_SEED = 0
+VALIDATION_SEED = 1
 
 
 class TensorDataset:
@@ -56,11 +59,25 @@ def _images(pixels, side, scale, flatten):
     return X if flatten else X.reshape(-1, 1, side, side)
 
 
-def load_digits(flatten=True):
-    """(train, test): 1,437 / 360 8x8 digits scaled to [0, 1]; ``flatten=False`` gives (N, 1, 8, 8)."""
+def _with_validation(train, test, validation):
+    """(train, test), or (train, validation, test) with ``validation`` examples held out of train."""
+    if isinstance(validation, bool) or not isinstance(validation, (int, np.integer)) or validation < 0:
+        raise ValueError(f"validation={validation!r} must be a whole number of examples >= 0")
+    if not validation:
+        return train, test
+    if validation >= len(train):
+        raise ValueError(f"validation={validation} leaves none of the {len(train)} training examples to train on")
+    train, val = train_test_split(train.X, train.y, int(validation), seed=VALIDATION_SEED)
+    return train, val, test
+
+
+def load_digits(flatten=True, validation=0):
+    """(train, test): 1,437 / 360 8x8 digits scaled to [0, 1]; ``flatten=False`` gives (N, 1, 8, 8).
+    With ``validation=n``: (train, validation, test), ``n`` examples held out of train."""
     from sklearn.datasets import load_digits as sklearn_digits  # reads the file bundled with scikit-learn
     bunch = sklearn_digits()
-    return train_test_split(_images(bunch.data, 8, 16.0, flatten), bunch.target.astype(np.int64), 360)
+    split = train_test_split(_images(bunch.data, 8, 16.0, flatten), bunch.target.astype(np.int64), 360)
+    return _with_validation(*split, validation)
 
 
 @lru_cache(maxsize=1)
@@ -74,10 +91,12 @@ def _mnist_5k_arrays():
     return table[:, :-1], table[:, -1].astype(np.int64)
 
 
-def load_mnist_5k(flatten=True):
-    """(train, test): 4,000 / 1,000 MNIST digits scaled to [0, 1]; ``flatten=False`` gives (N, 1, 28, 28)."""
+def load_mnist_5k(flatten=True, validation=0):
+    """(train, test): 4,000 / 1,000 MNIST digits scaled to [0, 1]; ``flatten=False`` gives (N, 1, 28, 28).
+    With ``validation=500``: (train, validation, test) = 3,500 / 500 / 1,000, the same split everywhere."""
     pixels, labels = _mnist_5k_arrays()
-    return train_test_split(_images(pixels, 28, 255.0, flatten), labels, 1000)
+    split = train_test_split(_images(pixels, 28, 255.0, flatten), labels, 1000)
+    return _with_validation(*split, validation)
 
 
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}

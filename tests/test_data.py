@@ -83,3 +83,27 @@ def test_dataloader_and_dataset_errors():
         data.DataLoader(data.TensorDataset(np.zeros((2, 1)), np.zeros(2)), batch_size=0)
     with pytest.raises(ValueError, match="3 examples but y has 2"):
         data.TensorDataset(np.zeros((3, 1)), np.zeros(2))
+
+
+@pytest.mark.parametrize("loader, sizes", [(data.load_mnist_5k, (3500, 500, 1000)), (data.load_digits, (1237, 200, 360))])
+def test_validation_split_is_fixed_and_held_out_of_train(loader, sizes):
+    train_all, test_all = loader()
+    mc.manual_seed(7)   # the split must not depend on the package seed
+    n_val = sizes[1]
+    train, val, test = loader(validation=n_val)
+    assert (len(train), len(val), len(test)) == sizes
+    np.testing.assert_array_equal(test.X, test_all.X)
+    rows = lambda X: {x.tobytes() for x in X.reshape(len(X), -1)}
+    assert rows(train.X) | rows(val.X) == rows(train_all.X) and not rows(train.X) & rows(val.X)
+    mc.manual_seed(8)
+    again = loader(validation=n_val)
+    np.testing.assert_array_equal(again[1].X, val.X)
+    np.testing.assert_array_equal(again[1].y, val.y)
+
+
+def test_validation_size_errors():
+    for bad in (-1, 0.1, True):
+        with pytest.raises(ValueError, match=f"validation={bad!r} must be a whole number"):
+            data.load_mnist_5k(validation=bad)
+    with pytest.raises(ValueError, match="validation=4000 leaves none of the 4000"):
+        data.load_mnist_5k(validation=4000)
