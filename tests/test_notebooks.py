@@ -160,3 +160,18 @@ def test_import_check_maps_modules_to_distributions():
     assert imported_modules("%matplotlib inline\nimport sklearn.datasets as d\nfrom scipy import sparse") == {"sklearn", "scipy"}
     assert {normalise(d) for d in packages_distributions()["sklearn"]} == {"scikit-learn"}
     assert {"scikit-learn", "matplotlib", "numpy", "numba", "scipy", "tqdm"} <= requirement_names()
+
+
+def test_lessons_and_assignments_link_each_other():
+    link = re.compile(r"\]\(((?:\.\./)+[\w/.-]+\.ipynb)\)")
+    linked_assignments = set()
+    for path in LESSONS:
+        for target in link.findall(read(path).cells[-1].source):
+            assert (path.parent / target).resolve().is_file(), f"{path.name} links to a missing {target}"
+            linked_assignments.add(Path(target).name)
+    sources = sorted((ROOT / "exercises" / "source").glob("*.ipynb"))
+    assert linked_assignments == {p.name for p in sources}, "every assignment is linked from its lesson"
+    for source in sources:
+        targets = link.findall(read(source).cells[0].source)
+        lessons = [(ROOT / "exercises" / "release" / t).resolve() for t in targets]
+        assert lessons and all(p.is_file() and p.parent == NOTEBOOKS for p in lessons), source.name
