@@ -14,3 +14,7 @@ for name, value in {
 }.items():
     os.environ.setdefault(name, value)
 os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), ".numba_cache"))
+
+# The package sets how idle threads wait (OpenBLAS's and Numba's) before NumPy loads; imported here,
+# its settings also reach the notebook kernels nbval starts, whatever order a lesson imports in.
+import minitorch_compress  # noqa: E402,F401
