@@ -338,4 +338,5 @@ def test_sensitivity_scan_prunes_one_layer_at_a_time():
     import matplotlib
     matplotlib.use("Agg")
     ax = prune.plot_sensitivity(table)
-    assert len(ax.lines) == 2
+    assert len(ax.lines) == 2 and ax.get_xscale() == "function"
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), [100 * r.metric for r in table if r.layer == "0"])

@@ -32,14 +32,24 @@ def sensitivity_scan(model, layers, sparsities, eval_fn, criterion=None, granula
     return Table(["layer", "sparsity", "metric"], rows, {"sparsity": "{:.0%}"})
 
 
-def plot_sensitivity(table, ax=None, ylabel="accuracy"):
-    """One line per layer: the metric against the sparsity of that layer alone."""
+def plot_sensitivity(table, ax=None, ylabel="accuracy (%)", scale=100):
+    """One line per layer: the metric (times ``scale``) against the sparsity of that layer alone.
+
+    The sparsity axis is spaced by -log10(1 - sparsity), so 90%, 99% and 99.9% stand evenly apart
+    (where the interesting losses happen) instead of crowding at the right edge.
+    """
     import matplotlib.pyplot as plt
+    import numpy as np
     ax = plt.gca() if ax is None else ax
     for name in dict.fromkeys(table.column("layer")):
-        points = [(r.sparsity, r.metric) for r in table if r.layer == name]
+        points = [(r.sparsity, r.metric * scale) for r in table if r.layer == name]
         ax.plot(*zip(*points), marker="o", label=f"layer {name}")
-    ax.set_xlabel("sparsity of the layer")
+    floor = 1e-4   # sparsity 1 would be infinitely far: drawn at 99.99%
+    ax.set_xscale("function", functions=(lambda s: -np.log10(np.maximum(1 - np.asarray(s), floor)),
+                                         lambda y: 1 - 10.0 ** -np.asarray(y)))
+    ticks = sorted(set(table.column("sparsity")))
+    ax.set_xticks(ticks, [f"{s:.0%}" if s in (0, 1) or round(s, 2) == s else f"{s:.1%}" for s in ticks])
+    ax.set_xlabel("sparsity of the layer (log-spaced: -log10(1 - s))")
     ax.set_ylabel(ylabel)
     ax.legend()
     return ax
