@@ -82,10 +82,11 @@ def log_scalar(x):
 def tanh_scalar(x):
     """tanh of a float64 x."""
     a = abs(x)
-    small = min(a, 0.5)          # both branches computed, then one picked: the loop vectorizes
-    em = 2.0 * small * _horner(EXPM1_COEFFS, 2.0 * small)
-    big = 1.0 - 2.0 / (exp_scalar(2.0 * a) + 1.0)
-    t = em / (em + 2.0) if a <= 0.5 else big
+    if a <= 0.5:
+        em = 2.0 * a * _horner(EXPM1_COEFFS, 2.0 * a)
+        t = em / (em + 2.0)
+    else:
+        t = 1.0 - 2.0 / (exp_scalar(2.0 * a) + 1.0)
     return math.copysign(t, x)
 
 
