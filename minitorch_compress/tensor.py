@@ -110,6 +110,35 @@ class Tensor:
     def item(self):
         return self.data.item()
 
+    def tolist(self):
+        return self.data.tolist()
+
+    # NumPy and Python conversions, as torch.Tensor has them: np.asarray(t) (and so matplotlib) sees the
+    # data rather than an object array of tensors; float/int/bool/index need exactly one element.
+    def __array__(self, dtype=None, copy=None):
+        data = self.data if dtype is None else self.data.astype(dtype, copy=False)
+        return data.copy() if copy else data
+
+    def _scalar(self, to):
+        if self.data.size != 1:
+            raise ValueError(f"only a tensor of one element converts to a Python {to.__name__}; "
+                             f"this one has shape {self.shape}")
+        return to(self.data.item())
+
+    def __float__(self):
+        return self._scalar(float)
+
+    def __int__(self):
+        return self._scalar(int)
+
+    def __bool__(self):
+        return self._scalar(bool)
+
+    def __index__(self):
+        if self.data.dtype.kind not in "iub":
+            raise TypeError(f"only an integer tensor of one element can be used as an index, got dtype {self.dtype}")
+        return self._scalar(int)
+
     def detach(self):
         """The same data, cut from the graph."""
         return Tensor(self.data)

@@ -5,6 +5,7 @@ from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import mutually_broadcastable_shapes
 
 import minitorch_compress as mc
+from minitorch_compress.autograd import Function
 from minitorch_compress.gradcheck import gradcheck
 
 
@@ -140,9 +141,26 @@ def test_no_grad_records_nothing_and_detach_cuts_the_graph():
     with mc.no_grad():
         y = x * 2
     assert not y.requires_grad
-    z = (x * 2).detach()
-    assert not z.requires_grad and np.shares_memory(z.data, (z * 1).data) is False
     assert mc.is_grad_enabled()
+    z = x.detach()  # as torch: the same storage, no graph
+    assert not z.requires_grad and np.shares_memory(z.data, x.data)
+    (x * 2 + x.detach() * 3).sum().backward()
+    assert x.grad.tolist() == [2.0]  # nothing flows through the detached term
+
+
+def test_numpy_and_python_conversions_follow_torch():
+    t = mc.tensor([[1.5, -2.0]])
+    assert np.asarray(t).dtype == np.float32 and np.array_equal(np.asarray(t), t.data)
+    assert np.asarray(t, dtype=np.float64).dtype == np.float64
+    assert np.array(t, copy=True) is not t.data and t.tolist() == [[1.5, -2.0]]
+    assert float(mc.tensor([[2.5]])) == 2.5 and int(mc.tensor([-2.7])) == -2  # int truncates, as int(-2.7)
+    assert bool(mc.tensor(0.0)) is False and bool(mc.tensor([3])) is True
+    assert [10, 20, 30][mc.tensor(1)] == 20 and np.arange(5)[mc.tensor([1, 3])].tolist() == [1, 3]
+    for convert in (float, int, bool):
+        with pytest.raises(ValueError, match=r"shape \(1, 2\)"):
+            convert(t)
+    with pytest.raises(TypeError, match="integer"):
+        [1, 2][mc.tensor(0.0)]
 
 
 def test_dtypes_follow_the_contract():
@@ -232,3 +250,24 @@ def test_batched_float32_matmul_runs_our_kernel_per_matrix_with_broadcast_batche
     np.testing.assert_allclose(b.grad, (a.data.swapaxes(-1, -2).astype(np.float64) @ g).sum(axis=0), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match=r"\(2, 3, 5, 7\) @ \(3, 6, 4\)"):
         a @ mc.randn(3, 6, 4)
+
+
+class _WrongSquareBackward(Function):
+    # forward x^2 with the backward of x^2 off by the factor 2
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return x * grad
+
+
+def test_gradcheck_catches_a_wrong_backward():
+    # every other gradient test trusts gradcheck; this shows it can say no
+    x = t64(3, 4, seed=5)
+    with pytest.raises(AssertionError, match="differs from finite differences"):
+        gradcheck(_WrongSquareBackward.apply, [x])
+    assert gradcheck(lambda a: a * a, [x])
