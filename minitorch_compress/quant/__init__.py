@@ -4,6 +4,8 @@
 - ``observers``: ``MinMaxObserver``, ``MovingAverageMinMaxObserver``, ``PerChannelMinMaxObserver``,
   ``HistogramObserver`` choose scale and zero point from the values they see.
 - ``fake_quant``: ``fake_quantize_per_tensor_affine`` and ``FakeQuantize`` (straight-through estimator).
+- ``fusion``, ``intrinsic``: ``fuse_modules`` turns a Linear (Conv2d) and the ReLU after it into one
+  ``intrinsic.LinearReLU`` (``ConvReLU2d``), so that the output is observed after the ReLU.
 - ``qconfig``, ``stubs``, ``qat``, ``modules``, ``convert``: the workflow ``prepare`` -> calibrate ->
   ``convert``, ``prepare_qat`` -> train -> ``convert``, and ``quantize_dynamic``. Converted layers
   (``quant.nn.Linear``, ``quant.nn.Conv2d``, ``quant.nn.DynamicLinear``) run on the int8 kernel.
@@ -11,11 +13,12 @@
 Beyond PyTorch: ``kmeans`` (Deep Compression's weight sharing), ``size`` (exact bytes of float,
 b-bit, k-means and CSR storage) and ``sweep`` (accuracy against size over bit widths).
 """
-from . import kmeans, modules, qat, size, sweep
+from . import intrinsic, kmeans, modules, qat, size, sweep
 from . import modules as nn
 from .convert import (DEFAULT_DYNAMIC_QUANT_MODULE_MAPPINGS, DEFAULT_QAT_MODULE_MAPPINGS,
                       DEFAULT_STATIC_QUANT_MODULE_MAPPINGS, convert, prepare, prepare_qat, propagate_qconfig_,
                       quantize, quantize_dynamic, quantize_qat)
+from .fusion import fuse_known_modules, fuse_modules
 from .fake_quant import (FakeQuantize, default_fake_quant, default_per_channel_weight_fake_quant,
                          default_weight_fake_quant, disable_fake_quant, disable_observer, enable_fake_quant,
                          enable_observer, fake_quantize_per_channel_affine, fake_quantize_per_tensor_affine)

@@ -17,7 +17,7 @@ Every function returns a new model and leaves its argument untouched unless ``in
 import copy
 
 from .. import nn
-from . import modules, qat
+from . import intrinsic, modules, qat
 from .qconfig import default_dynamic_qconfig
 from .stubs import DeQuantize, DeQuantStub, Quantize, QuantStub
 
@@ -25,10 +25,18 @@ DEFAULT_STATIC_QUANT_MODULE_MAPPINGS = {
     QuantStub: Quantize, DeQuantStub: DeQuantize, nn.Linear: modules.Linear, qat.Linear: modules.Linear,
     nn.Conv2d: modules.Conv2d, qat.Conv2d: modules.Conv2d, nn.ReLU: modules.ReLU,
     nn.MaxPool2d: modules.MaxPool2d, nn.Flatten: modules.Flatten,
+    intrinsic.LinearReLU: modules.LinearReLU, intrinsic.ConvReLU2d: modules.ConvReLU2d,
 }
 DEFAULT_QAT_MODULE_MAPPINGS = {nn.Linear: qat.Linear, nn.Conv2d: qat.Conv2d}
 DEFAULT_DYNAMIC_QUANT_MODULE_MAPPINGS = {nn.Linear: modules.DynamicLinear}
 _OBSERVED = (QuantStub, nn.Linear, qat.Linear, nn.Conv2d, qat.Conv2d)  # layers whose output scale convert needs
+
+
+def _to_observe(module):
+    """The modules ``prepare`` observes: QuantStubs, layers, and fused modules as a whole (not their insides)."""
+    if type(module) in _OBSERVED or isinstance(module, intrinsic._FusedModule):
+        return [module]
+    return [m for child in module.children() for m in _to_observe(child)]
 
 
 def _copy(model, inplace):
@@ -58,10 +66,11 @@ def _observer_forward_hook(module, args, output):
 
 
 def prepare(model, inplace=False):
-    """Attach an output observer (``qconfig.activation()``) to each QuantStub, Linear and Conv2d with a qconfig."""
+    """Attach an output observer (``qconfig.activation()``) to each QuantStub, Linear and Conv2d with a qconfig;
+    a fused module (``fuse_modules``) gets one observer, on its output after the ReLU."""
     model = _copy(model, inplace)
     propagate_qconfig_(model)
-    targets = [m for m in model.modules() if type(m) in _OBSERVED and m.qconfig is not None]
+    targets = [m for m in _to_observe(model) if m.qconfig is not None]
     if not targets:
         raise ValueError("prepare found nothing to observe: set model.qconfig (e.g. quant.default_qconfig) "
                          "on a model with a QuantStub and Linear or Conv2d layers")

@@ -10,6 +10,8 @@ its weight as int8 codes, packed once for the int8 kernel (``kernels.pack_int8_w
 A static layer (``Linear``, ``Conv2d`` through im2col) then requantizes y to its output scale and
 zero point (fixed at calibration); a dynamic layer (``DynamicLinear``) returns y as float and picks
 s_x, z_x from each batch's min and max. ``ReLU``, ``MaxPool2d`` and ``Flatten`` work on the codes.
+``LinearReLU`` and ``ConvReLU2d`` (from fused float modules, ``quant.fuse_modules``) apply the ReLU
+as the lower clamp of the requantization: codes below the zero point (reals below 0) become it.
 
 The state dict holds the weight as ``weight_int8`` (the codes), ``weight_scale`` and
 ``weight_zero_point`` (scalars, or 1-D per output channel), then ``bias`` and, for a static layer,
@@ -24,6 +26,7 @@ from ..kernels import Epilogue, linear_epilogue, pack_int8_weight
 from ..kernels.quantize import quantize_checked
 from ..nn import Module
 from ..tensor import Tensor
+from .intrinsic import _FusedModule
 from .observers import default_weight_observer
 from .qtensor import QTensor, check_scale, check_zero_point, dtype_range, quantize_array
 from .stubs import _OutputQParams
@@ -137,7 +140,8 @@ class _StaticLayer(_OutputQParams, _PackedLayer):
 
     @classmethod
     def from_float(cls, mod):
-        """From a prepared and calibrated float layer, or its QAT version."""
+        """From a prepared and calibrated float layer, or its QAT version, or a fused layer and ReLU
+        (whose observer watched the output after the ReLU)."""
         if not hasattr(mod, "activation_post_process"):
             raise ValueError(f"{type(mod).__name__} has no output observer: call prepare() (or prepare_qat()) "
                              f"and run calibration data through the model before convert()")
@@ -147,6 +151,8 @@ class _StaticLayer(_OutputQParams, _PackedLayer):
                              f"run calibration batches through the prepared model before convert()")
         if output_observer.dtype != "quint8":
             raise ValueError(f"quantized layers output quint8; the output observer has dtype {output_observer.dtype}")
+        if isinstance(mod, _FusedModule):  # as PyTorch: the pair's output observer, the first module's weight
+            mod = mod[0]
         if hasattr(mod, "weight_fake_quant"):  # QAT: the fake quantizer has watched the weight all along
             weight_observer = mod.weight_fake_quant
         else:
@@ -182,7 +188,10 @@ class _StaticLayer(_OutputQParams, _PackedLayer):
         """Output codes of ``rows`` (codes of x, one row per output position) times the weight, on the int8 kernel."""
         # clamped straight to [quant_min, quant_max]: a b-bit observer's range inside quint8's
         return linear_epilogue(rows, x.q_zero_point(), self._packed, self._epilogue_at(x.q_scale()), np.uint8,
-                               self.scale, self.zero_point, self.quant_min, self.quant_max)
+                               self.scale, self.zero_point, self._output_min(), self.quant_max)
+
+    def _output_min(self):
+        return self.quant_min
 
     def extra_repr(self):
         return f"qscheme={self._qweight.qscheme()}, scale={self.scale:.6g}, zero_point={self.zero_point}"
@@ -248,6 +257,21 @@ class Conv2d(_StaticLayer):
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
                 f"padding={self.padding}, " + super().extra_repr())
+
+
+class _ReLUOutput:
+    """A static layer followed by ReLU: max(y, 0) is max(q, zero point) on the codes, applied in the clamp."""
+
+    def _output_min(self):
+        return max(self.quant_min, self.zero_point)
+
+
+class LinearReLU(_ReLUOutput, Linear):
+    """Static int8 ``relu(x W^T + b)``, from a fused ``intrinsic.LinearReLU`` (as ``torch.ao.nn.intrinsic.quantized``)."""
+
+
+class ConvReLU2d(_ReLUOutput, Conv2d):
+    """Static int8 ``relu(conv2d(x))``, from a fused ``intrinsic.ConvReLU2d``."""
 
 
 def choose_qparams(min_val, max_val, qmin=0, qmax=255, reduce_range=False):
