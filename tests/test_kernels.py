@@ -7,9 +7,11 @@ import textwrap
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
+from numba import njit
 
 import minitorch_compress as mc
 from minitorch_compress import kernels as K
+from minitorch_compress.kernels import microkernel
 from minitorch_compress.kernels.dense import matmul_reference
 from minitorch_compress.kernels.int8 import int8_matmul_reference
 from minitorch_compress.kernels.requant import int8_linear_dequant_reference, int8_linear_requant_reference
@@ -358,3 +360,95 @@ def test_training_through_numba_backend_matches_numpy():
     numpy_curve, numba_curve = _loss_curve("numpy"), _loss_curve("numba")
     assert numpy_curve[-1] < numpy_curve[0]
     np.testing.assert_allclose(numba_curve, numpy_curve, rtol=1e-4, atol=1e-5)
+
+
+# ----- the plain-Python twins (what runs with NUMBA_DISABLE_JIT=1) -------------------------
+def _fma_exact(a, b, c):
+    """Correctly rounded float32 a*b + c from exact rationals: the nearest float32, ties to even."""
+    from fractions import Fraction
+    x = Fraction(float(a)) * Fraction(float(b)) + Fraction(float(c))
+    f = np.float32(float(x))
+    candidates = [np.nextafter(f, np.float32(-np.inf)), f, np.nextafter(f, np.float32(np.inf))]
+    distances = [abs(Fraction(float(g)) - x) for g in candidates]
+    nearest = [g for g, d in zip(candidates, distances) if d == min(distances)]
+    return min(nearest, key=lambda g: int(np.array(g).view(np.int32)) & 1)
+
+
+def test_fma32_rounds_once():
+    from minitorch_compress.kernels.fma import fma32
+    # 1 + 2^-23 + 2^-24 (1 - 2^-46) lies just below a float32 midpoint; float64 rounds it onto the
+    # midpoint, and rounding that to float32 (ties to even) would go up: double rounding
+    a, b, c = np.float32(1 + 2 ** -23), np.float32(2 ** -24 * (1 - 2 ** -23)), np.float32(1 + 2 ** -23)
+    assert np.float32(np.float64(a) * np.float64(b) + np.float64(c)) != _fma_exact(a, b, c)
+    assert fma32(a, b, c) == _fma_exact(a, b, c) == np.float32(1 + 2 ** -23)
+    rng = np.random.default_rng(0)
+    # random mantissas at exponents close enough for the product and addend to interact
+    a = (rng.standard_normal(3000) * 2.0 ** rng.integers(-3, 4, 3000)).astype(np.float32)
+    b = (rng.standard_normal(3000) * 2.0 ** rng.integers(-30, -20, 3000)).astype(np.float32)
+    c = rng.standard_normal(3000).astype(np.float32)
+    got = fma32(a, b, c)
+    assert all(g == _fma_exact(*t) for g, t in zip(got, zip(a, b, c)))
+
+
+@njit
+def _call_tile(a, a_off, a_rs, b, b_off, kc, c, c_off, c_rs, init, init_off, accumulate):
+    microkernel.tile(a, a_off, a_rs, b, b_off, kc, c, c_off, c_rs, init, init_off, accumulate)
+
+
+@pytest.mark.parametrize("kind", ["float32", "int16", "int8"])
+def test_tile_python_is_the_intrinsic_bit_for_bit(kind):
+    from minitorch_compress.kernels.microkernel import MR, NR
+    if kind == "int8" and not K.has_vnni():
+        kind = "int16"   # vpdpbusd exists only with AVX512-VNNI; the portable kernel everywhere
+    rng = np.random.default_rng(1)
+    kc, a_rs = 37, 41                       # lanes per A row; C rows NR + 3 lanes apart
+    if kind == "float32":
+        a = rng.standard_normal(MR * a_rs).astype(np.float32)
+        b = rng.standard_normal(kc * NR).astype(np.float32)
+        c, init = rng.standard_normal(MR * (NR + 3)).astype(np.float32), rng.standard_normal(NR).astype(np.float32)
+    else:
+        small = np.int16 if kind == "int16" else np.uint8
+        a = rng.integers(0 if kind == "int8" else -128, 128, MR * a_rs * (4 // np.dtype(small).itemsize)).astype(small)
+        b = rng.integers(-128, 128, kc * NR * (4 // np.dtype(small).itemsize)).astype(np.int16 if kind == "int16" else np.int8)
+        c = rng.integers(-2 ** 31, 2 ** 31, MR * (NR + 3)).astype(np.int32)   # wraps are part of the deal
+        init = rng.integers(-2 ** 20, 2 ** 20, NR).astype(np.int32)
+    for accumulate in (0, 1):
+        compiled, python = c.copy(), c.copy()
+        _call_tile(a, 3, a_rs, b, 0, kc, compiled, 2, NR + 3, init, 0, accumulate)
+        microkernel.tile_python(a, 3, a_rs, b, 0, kc, python, 2, NR + 3, init, 0, accumulate)
+        assert compiled.tobytes() == python.tobytes()
+        assert not np.array_equal(compiled, c)
+
+
+NO_JIT_PRODUCTS = textwrap.dedent("""
+    import sys
+    import numpy as np
+    from minitorch_compress import kernels as K
+    from minitorch_compress.sparse import CSRMatrix
+    rng, out = np.random.default_rng(0), {}
+    for m, k, n in [(1, 1, 1), (7, 13, 5), (13, 70, 37), (17, 40, 70)]:   # edge tiles and blocks
+        a, b = rng.standard_normal((m, k)).astype(np.float32), rng.standard_normal((k, n)).astype(np.float32)
+        out[f"dense{m}"], out[f"dense_bt{m}"] = K.matmul(a, b), K.matmul(a, np.ascontiguousarray(b.T).T)
+        w = np.where(rng.random((n, k)) < 0.7, 0, rng.standard_normal((n, k))).astype(np.float32)
+        s = CSRMatrix.from_dense(w)
+        out[f"csr{m}"], out[f"csr_xt{m}"] = s @ np.ascontiguousarray(a.T), s @ a.T
+        ai, bi = rng.integers(-128, 128, (m, k), dtype=np.int8), rng.integers(-128, 128, (k, n), dtype=np.int8)
+        out[f"int8{m}"], out[f"int8p{m}"] = K.int8_matmul(ai, bi), K.int8_matmul(ai, bi, kernel="portable")
+    np.savez(sys.argv[1], **out)
+""")
+
+
+def test_kernels_run_as_plain_python_with_the_same_bits(tmp_path):
+    # minitorch's teaching trick: NUMBA_DISABLE_JIT=1 turns every kernel into Python a debugger can
+    # step through; the intrinsics' twins then run, and must give the compiled kernels' bits
+    script = tmp_path / "products.py"
+    script.write_text(NO_JIT_PRODUCTS)
+    for name, jit_off in (("python", "1"), ("compiled", "0")):
+        env = dict(os.environ, NUMBA_DISABLE_JIT=jit_off)
+        run = subprocess.run([sys.executable, "-W", "error", str(script), str(tmp_path / name)], env=env,
+                             capture_output=True, text=True, timeout=900)
+        assert run.returncode == 0, run.stderr[-3000:]
+    python, compiled = np.load(tmp_path / "python.npz"), np.load(tmp_path / "compiled.npz")
+    assert set(python) == set(compiled) and len(python) == 24
+    for key in python:
+        assert python[key].tobytes() == compiled[key].tobytes(), key

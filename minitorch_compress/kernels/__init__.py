@@ -31,7 +31,10 @@ pass (``requant.py``); layers validate their constants once into an ``Epilogue``
 and the portable kernel (``int8.py``) elsewhere; ``kernel="portable"``/``"vnni"`` forces one.
 ``instruction_counts(kernel)`` counts e.g. ``vpdpbusd``/``vfmadd231ps`` in a kernel's machine code.
 
-Each kernel has a NumPy reference beside it (``*_reference``), which the tests compare with.
+Each kernel has a NumPy reference beside it (``*_reference``), which the tests compare with. The
+micro-kernels written in LLVM IR (``microkernel.tile``, the CSR row kernel, the 16 x 16 transpose)
+also have plain-Python twins, bit for bit the same (``fma32`` rounds a fused multiply-add once):
+with ``NUMBA_DISABLE_JIT=1`` every kernel runs as Python that a debugger can step through.
 Thread settings for mixing these parallel kernels with OpenBLAS are chosen in the package
 ``__init__`` (measured by ``benchmarks/kernels.py --threads``).
 """

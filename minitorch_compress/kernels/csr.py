@@ -16,6 +16,8 @@ per nonzero at batch 256), so two things matter:
   batch size. It prefetches the dense row of the nonzero ``AHEAD`` places on, which the hardware
   prefetcher cannot guess (~15% faster at 90% sparsity, in alternating runs).
 
+``_row_python`` is the same row kernel in NumPy, which runs when the JIT is off.
+
 The previous kernel, a Numba loop updating ``out[r]`` in memory for eight nonzeros at a time
 with the whole dense row in each pass, ran 1.9-2.3x faster than dense OpenBLAS at 90% sparsity
 (W 1024 x 1024, batch 256), streaming ``dense`` from L3; this one 3.1-4.4x (benchmarks/README.md).
@@ -35,7 +37,8 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import threads
-from .microkernel import VECTOR_BITS
+from .fma import fma32
+from .microkernel import VECTOR_BITS, as_lanes
 from .transpose import transpose_rows
 from .validate import as_array, check_matrix
 from .workspace import scratch
@@ -112,9 +115,30 @@ def _row_kernel(lanes, nv):
     return row
 
 
-_row_block = _row_kernel(16, CW // 16)
-_row_vector = _row_kernel(16, 1)
-_row_column = _row_kernel(1, 1)
+def _row_python(lanes, nv):
+    """The same ``row`` in NumPy, bit for bit (``fma32`` rounds as ``llvm.fma`` does): what runs
+    with ``NUMBA_DISABLE_JIT=1``. Nonzero p goes to accumulator set (p - p0) % U, the last
+    (p1 - p0) % U to set 0, as in the IR."""
+    w = lanes * nv
+
+    def row(indices, data, p0, p1, dense, col, out, o_off):
+        accs = np.zeros((U, w), np.float32)
+        whole = p0 + (p1 - p0) // U * U
+        for p in range(p0, p1):
+            u = (p - p0) % U if p < whole else 0
+            accs[u] = fma32(data[p], dense[indices[p], col:col + w], accs[u])
+        sums = list(accs)
+        while len(sums) > 1:     # pairwise: (s0 + s1) + (s2 + s3)
+            sums = [sums[i] + sums[i + 1] for i in range(0, len(sums), 2)]
+        as_lanes(out)[o_off:o_off + w] = sums[0]
+
+    return row
+
+
+_row = _row_python if numba.config.DISABLE_JIT else _row_kernel
+_row_block = _row(16, CW // 16)
+_row_vector = _row(16, 1)
+_row_column = _row(1, 1)
 
 
 @njit(cache=True, parallel=True)

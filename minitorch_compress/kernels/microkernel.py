@@ -32,6 +32,10 @@ so one chain ``init + a_0 b_0 + a_1 b_1 + ...`` in the order of k, whatever the 
 follows the CPU) and however K is blocked: the same bits on every CPU.
 ``init`` is a per-column start value: zeros for a plain product, the int8 kernels' zero-point
 correction.
+
+``tile_python`` is the loop above in NumPy, bit for bit the same (``fma32`` rounds as ``llvm.fma``
+does); it is what runs with ``NUMBA_DISABLE_JIT=1``, where every kernel is plain Python that a
+debugger can step through.
 """
 import llvmlite.binding as llvm
 import numpy as np
@@ -40,6 +44,7 @@ from numba import config, njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .fma import fma32
 from .workspace import scratch
 
 LANES = 16
@@ -152,6 +157,38 @@ def tile(typingctx, a, a_off, a_rs, b, b_off, kc, c, c_off, c_rs, init, init_off
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+def as_lanes(arr):
+    """``arr``'s memory as 4-byte lanes: (n,) for float32/int32, (n, 2) for int16, (n, 4) for bytes."""
+    flat = arr.reshape(-1)
+    if not np.shares_memory(flat, arr):
+        raise ValueError(f"a kernel needs contiguous arrays, got strides {arr.strides} for shape {arr.shape}")
+    return flat if flat.itemsize == 4 else flat.reshape(-1, 4 // flat.itemsize)
+
+
+def combine_python(acc, a, b):
+    """One k-step of a tile row: ``acc`` (NR lanes) += lane ``a`` times the NR lanes of ``b``."""
+    if b.dtype == np.float32:
+        return fma32(a, b, acc)
+    wide = acc + (b.astype(np.int64) * a).sum(axis=1)     # int16 pairs, or uint8 x int8 quads
+    return ((wide + 2 ** 31) % 2 ** 32 - 2 ** 31).astype(np.int32)   # int32 lanes wrap
+
+
+def tile_python(a, a_off, a_rs, b, b_off, kc, c, c_off, c_rs, init, init_off, accumulate):
+    """``tile`` as the loop of the module docstring (a row of the tile at a time: its rows are
+    independent chains)."""
+    a, b, c, init = as_lanes(a), as_lanes(b), as_lanes(c), as_lanes(init)
+    for i in range(MR):
+        row = slice(c_off + i * c_rs, c_off + i * c_rs + NR)
+        acc = c[row] if accumulate else init[init_off:init_off + NR]
+        for k in range(kc):
+            acc = combine_python(acc, a[a_off + i * a_rs + k], b[b_off + k * NR:b_off + (k + 1) * NR])
+        c[row] = acc
+
+
+if config.DISABLE_JIT:   # no machine code to call: the kernels below call the loop itself
+    tile = tile_python
 
 
 def row_buffer(name, m, k, dtype):
