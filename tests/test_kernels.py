@@ -435,6 +435,13 @@ NO_JIT_PRODUCTS = textwrap.dedent("""
         ai, bi = rng.integers(-128, 128, (m, k), dtype=np.int8), rng.integers(-128, 128, (k, n), dtype=np.int8)
         out[f"int8{m}"], out[f"int8p{m}"] = K.int8_matmul(ai, bi), K.int8_matmul(ai, bi, kernel="portable")
     np.savez(sys.argv[1], **out)
+    from numba import config
+    if config.DISABLE_JIT:   # no machine code: a clear error, not a crash deep in Numba
+        try:
+            K.instruction_counts("dense")
+            raise AssertionError("instruction_counts ran without the JIT")
+        except RuntimeError as e:
+            assert "NUMBA_DISABLE_JIT" in str(e)
 """)
 
 

@@ -29,13 +29,15 @@ def instruction_counts(kernel, mnemonics=MNEMONICS):
     the portable kernel's multiply-add of int16 pairs to ``vpdpwssd`` (32 per instruction; without
     VNNI, ``vpmaddwd`` and an add): half of what ``vpdpbusd`` does, twice what ``vfmadd231ps`` does.
     """
+    from numba import config, from_dtype, njit
+    if config.DISABLE_JIT:
+        raise RuntimeError("NUMBA_DISABLE_JIT=1: the kernels run as Python, so there is no machine code to count")
     if kernel not in _KERNELS:
         raise ValueError(f"unknown kernel {kernel!r}; expected one of {sorted(_KERNELS)}")
     if kernel == "vnni" and not vnni.has_vnni():
         raise ValueError("this CPU has no AVX512-VNNI, so there is no 'vnni' kernel to inspect")
     weight_dtype, warm_up = _KERNELS[kernel]
     warm_up()
-    from numba import from_dtype, njit
     signature = next(sig for sig in blocked_product.signatures if sig[2].dtype == from_dtype(weight_dtype))
     fresh = njit(parallel=True)(blocked_product.py_func)
     fresh.compile(signature)
