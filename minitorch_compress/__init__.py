@@ -2,13 +2,10 @@
 import os
 
 # Thread pools must be configured before NumPy (OpenBLAS) and Numba load. Waking sleeping threads
-# costs 40-110 us per parallel region on this VM (measured with benchmarks/kernels.py --threads;
-# table and reasons in benchmarks/README.md), more than a whole 128x256x128 product takes, so
-# Numba's OpenMP pool spins a while after each region (GOMP_SPINCOUNT) and the kernels of one
-# training step find it awake. Since the engine's products run on our kernels by default, OpenBLAS
-# no longer alternates with them in training, and a spin of about a millisecond (30000) pays:
-# benchmarks/train_mlp.py 0.58-0.69x -> 0.71-0.85x hand-written NumPy. (When OpenBLAS did alternate,
-# 3000 cost it ~15% and 10000 up to 70%; its own threads sleep after OPENBLAS_THREAD_TIMEOUT.)
+# can cost more than a small product takes, so Numba's OpenMP pool spins about a millisecond after
+# each region (GOMP_SPINCOUNT) and the kernels of one training step find it awake; OpenBLAS's own
+# threads sleep soon (OPENBLAS_THREAD_TIMEOUT), so that they do not take the cores from ours.
+# Measurements behind both: benchmarks/README.md ("thread settings", "Training throughput").
 # "omp workqueue tbb" (Numba wants all three named): where no OpenMP runtime is found (e.g. macOS
 # without libomp), the work queue. The OpenMP pool is not fork-safe; the package never forks (the
 # autograder and Jupyter start fresh processes). setdefault: a user's own choice (e.g.

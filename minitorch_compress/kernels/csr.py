@@ -14,19 +14,17 @@ per nonzero at batch 256), so two things matter:
   ``s0 + s1``. The same kernel with one lane does the last columns (fewer than 16)
   and the batch-of-one product, so every column of ``out`` is rounded the same way whatever the
   batch size. It prefetches the dense row of the nonzero ``AHEAD`` places on, which the hardware
-  prefetcher cannot guess (~15% faster at 90% sparsity, in alternating runs).
+  prefetcher cannot guess.
 
 ``_row_python`` is the same row kernel in NumPy, which runs when the JIT is off.
 
-The previous kernel, a Numba loop updating ``out[r]`` in memory for eight nonzeros at a time
-with the whole dense row in each pass, ran 1.9-2.3x faster than dense OpenBLAS at 90% sparsity
-(W 1024 x 1024, batch 256), streaming ``dense`` from L3; this one 3.1-4.4x (benchmarks/README.md).
+Registers and column blocks are what make it fast: a plain Numba loop updating ``out[r]`` in
+memory streams ``dense`` from L3 (the measurements are in benchmarks/README.md).
 
 For a layer ``y = x @ W.T`` with a sparse W (out, in), call it as ``(W @ x.T).T``: ``dense`` is
 then ``x.T`` (in, batch), a transpose. Each task copies its column block of it into a contiguous
-buffer (``transpose.py``, in registers), which then stays in L2 for the product. (A separate
-parallel copy of the whole ``x.T``, element by element, took 0.13-0.22 ms, against 0.7 ms for
-the product at 90% sparsity; NumPy's strided copy 0.75 ms.) A ``(W @ x.T).T`` result is itself
+buffer (``transpose.py``, in registers), which then stays in L2 for the product (an element-wise
+copy of the whole ``x.T`` first costs a good part of the product). A ``(W @ x.T).T`` result is itself
 column-major, so a following sparse layer gets a contiguous ``x.T`` and copies nothing.
 """
 import numba
@@ -43,7 +41,7 @@ from .transpose import transpose_rows
 from .validate import as_array, check_matrix
 from .workspace import scratch
 
-U = 2           # accumulator sets, taking the nonzeros in turn (4 measured the same)
+U = 2           # accumulator sets, taking the nonzeros in turn (independent FMA chains)
 AHEAD = 16      # nonzeros between prefetching a dense row and reading it
 # columns of a task: U x CW accumulators fill half the vector registers (16 x 512 or 8 x 256 bits)
 CW = 64 if VECTOR_BITS == 512 else 32

@@ -6,8 +6,8 @@ zero-padded at the edge, so that the micro-kernel reads one contiguous row of NR
 transposes of W's rows).
 A is read where it is, row by row (each step broadcasts one value from each of MR rows), or from
 a padded copy of its rows when it is not C-contiguous, its rows do not fill whole tiles, or they
-are a multiple of 1 KiB long (``microkernel.row_buffer``). Packing A k-major as well cost 125 us
-of a 380 us 128 x 784 x 256 product and gained nothing in the loop. The product then runs as
+are a multiple of 1 KiB long (``microkernel.row_buffer``); packing A as well costs more than it
+gains in the loop. The product then runs as
 ``microkernel.blocked_product``: independent tasks of C under ``prange``, each walking K in
 blocks of at most ``KC`` and calling the ``MR x NR`` micro-kernel, whose accumulators stay in
 vector registers. Packing costs O(KN) against the O(MNK) product.

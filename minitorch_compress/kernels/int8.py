@@ -89,8 +89,7 @@ def _pack(w, dtype):
     """W in the strip layout of ``pack_strips`` with 4-byte lanes of ``dtype`` (int8 or int16).
 
     For int8 with K a multiple of 4 that layout is a transpose of W's rows as int32 lanes, done in
-    registers (``transpose.pack_transposed_strips``: 0.1 ms for a 1024 x 1024 weight, against 0.7
-    ms element by element)."""
+    registers (``transpose.pack_transposed_strips``), several times faster than element by element."""
     group = 4 // np.dtype(dtype).itemsize
     n, k = w.shape
     out = np.empty(-(-n // NR) * NR * -(-k // group) * group, dtype)

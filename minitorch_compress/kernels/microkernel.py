@@ -25,8 +25,7 @@ follows B's dtype; a lane is 4 bytes in all three:
   on CPUs with ``avx512_vnni`` (see ``vnni.py``).
 
 ``C`` is the product itself for whole tiles, so a tile goes from registers straight to memory
-(an 8 x 32 tile passed through a scratch tile and copied out cost a third of the int8 kernel's
-time); tiles at the edges go through a scratch tile: ``load_tile`` fills it with what C holds so far,
+(a copy through a scratch tile would cost a good part of the int8 kernel's time); tiles at the edges go through a scratch tile: ``load_tile`` fills it with what C holds so far,
 the micro-kernel continues from it, ``store_tile`` copies the part inside back. Every element of C is
 so one chain ``init + a_0 b_0 + a_1 b_1 + ...`` in the order of k, whatever the tile shape (which
 follows the CPU) and however K is blocked: the same bits on every CPU.
@@ -58,14 +57,14 @@ def target_features():
 
 # Accumulators must fit the vector registers. AVX-512 has 32 of 512 bits: an 8 x 2 tile of
 # 16-lane vectors leaves room for the B row and a broadcast. With 256 bits (AVX2: 16 registers) a
-# 16-lane vector takes two, so 6 x 1 (12 registers), the classic Haswell tile; 8 x 2 there spilled
-# and ran at 0.37x OpenBLAS. (ARM's NEON, 32 registers of 128 bits, would fit 6 x 1 too; untested.)
+# 16-lane vector takes two, so 6 x 1 (12 registers), the classic Haswell tile; 8 x 2 there would
+# spill registers. (ARM's NEON, 32 registers of 128 bits, would fit 6 x 1 too; untested.)
 VECTOR_BITS = 512 if "avx512f" in target_features() else 256
 MR, NV = (8, 2) if VECTOR_BITS == 512 else (6, 1)
 NR = NV * LANES
 MC = 8 * MR     # rows of C per task
-# Columns of C per task, for both tiles: 256 left 300 x 784 x 256 in 5 x 1 tasks, unevenly shared
-# by 2 threads (0.8x OpenBLAS, 0.9x with 128); 64 cost the AVX2 tile 0.1-0.2x.
+# Columns of C per task, for both tiles: small enough that LeNet's 300 x 784 x 256 splits evenly
+# over 2 threads, large enough that a task reuses its A rows (benchmarks/README.md).
 NT = 128
 
 

@@ -3,7 +3,7 @@
 The CSR product reads ``x.T`` for a layer's input ``x`` (batch, in), so it first copies a block
 of it into contiguous rows. Element by element, a transpose either reads or writes with a large
 stride, one float per cache line touched, and the vectorised form of such a loop is a gather or a
-scatter: slow on most CPUs (about 2 ns an element on one Zen 4 core here). In registers it is
+scatter: slow on most CPUs. In registers it is
 cheap: load 16 rows of 16 floats, and four rounds of interleaving rows ``i`` and ``i + 8``
 (``lo``: lanes 0-7 of both, alternating; ``hi``: lanes 8-15) leave row ``i`` holding column
 ``i``. The 64 shuffles are generic LLVM IR (``vpermt2ps`` on AVX-512, ``vunpcklps``/``vperm2f128``
