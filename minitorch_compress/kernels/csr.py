@@ -34,7 +34,7 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from . import threads
+from . import idioms, threads
 from .fma import fma32
 from .microkernel import VECTOR_BITS, as_lanes
 from .transpose import transpose_rows
@@ -66,8 +66,6 @@ def _row_kernel(lanes, nv):
             idx_ptr, data_ptr, dense_ptr, out_ptr = (a.data for a in arrays)
             ld = cgutils.unpack_tuple(builder, arrays[2].shape, 2)[1]
             intp = p0.type
-            fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3),
-                                                 f"llvm.fma.v{lanes}f32")
             zeros = ir.Constant(vec, None)
             accs = [[cgutils.alloca_once_value(builder, zeros) for _ in range(nv)] for _ in range(U)]
             i8_ptr, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
@@ -76,21 +74,20 @@ def _row_kernel(lanes, nv):
             last = builder.sub(p1, ir.Constant(intp, 1))
 
             def dense_at(p, v):
-                """Where the v-th vector of nonzero p's piece of its dense row starts."""
+                """Where (in floats from ``dense_ptr``) the v-th vector of nonzero p's piece of its dense row starts."""
                 row = builder.sext(builder.load(builder.gep(idx_ptr, [p])), intp)
-                return builder.gep(dense_ptr, [builder.add(builder.add(builder.mul(row, ld), col), ir.Constant(intp, v * lanes))])
+                return builder.add(builder.add(builder.mul(row, ld), col), ir.Constant(intp, v * lanes))
 
             def update(p, u):
                 ahead = builder.add(p, ir.Constant(intp, AHEAD))
                 ahead = builder.select(builder.icmp_signed("<", ahead, p1), ahead, last)
                 for v in range(nv):     # read for writing later (0), keep in all caches (3), data (1)
-                    builder.call(prefetch, [builder.bitcast(dense_at(ahead, v), i8_ptr)] + [ir.Constant(i32, c) for c in (0, 3, 1)])
-                value = builder.load(builder.gep(data_ptr, [p]))
-                one = builder.insert_element(ir.Constant(vec, ir.Undefined), value, ir.Constant(i32, 0))
-                splat = builder.shuffle_vector(one, ir.Constant(vec, ir.Undefined), ir.Constant(ir.VectorType(i32, lanes), None))
+                    where = builder.gep(dense_ptr, [dense_at(ahead, v)])
+                    builder.call(prefetch, [builder.bitcast(where, i8_ptr)] + [ir.Constant(i32, c) for c in (0, 3, 1)])
+                value = idioms.splat(builder, builder.load(builder.gep(data_ptr, [p])), vec)
                 for v in range(nv):
-                    dv = builder.load(builder.bitcast(dense_at(p, v), vec.as_pointer()), align=4)
-                    builder.store(builder.call(fma, [splat, dv, builder.load(accs[u][v])]), accs[u][v])
+                    dv = idioms.load(builder, dense_ptr, dense_at(p, v), vec)
+                    builder.store(idioms.fma(builder, value, dv, builder.load(accs[u][v])), accs[u][v])
 
             rounds = builder.sdiv(builder.sub(p1, p0), ir.Constant(intp, U))
             with cgutils.for_range(builder, rounds) as loop:
@@ -104,8 +101,7 @@ def _row_kernel(lanes, nv):
                 sums = [builder.load(accs[u][v]) for u in range(U)]
                 while len(sums) > 1:     # pairwise: (s0 + s1) + (s2 + s3)
                     sums = [builder.fadd(sums[i], sums[i + 1]) for i in range(0, len(sums), 2)]
-                at = builder.gep(out_ptr, [builder.add(o_off, ir.Constant(intp, v * lanes))])
-                builder.store(sums[0], builder.bitcast(at, vec.as_pointer()), align=4)
+                idioms.store(builder, sums[0], out_ptr, builder.add(o_off, ir.Constant(intp, v * lanes)))
             return context.get_dummy_value()
 
         return sig, codegen

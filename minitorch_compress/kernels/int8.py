@@ -23,7 +23,6 @@ from . import threads, vnni
 from .microkernel import MR, NR, blocked_product, row_buffer
 from .transpose import pack_transposed_strips
 from .validate import check_inner, check_matrix
-from .workspace import scratch
 
 MAX_K = 2 ** 16
 KB = 256        # k-steps per block: 1 KiB of 8 activation rows, 32 KiB of a weight strip

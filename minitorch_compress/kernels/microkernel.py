@@ -12,21 +12,22 @@ steps, keeping the whole tile in ``MR*NV`` vector registers of 16 lanes::
     C[c_off + i*c_rs + v*16 : ... + 16] = acc[i][v]
 
 Numba cannot hold a vector in a register across a loop from Python code (LLVM's loop and
-SLP vectorisers give at most 4x4 scalar tiles), so the loop is emitted as IR here. The combine
+SLP vectorisers give at most 4x4 scalar tiles), so the loop is emitted as IR here, in the idioms
+of ``idioms.py`` (load, store, splat, fma). The combine
 follows B's dtype; a lane is 4 bytes in all three:
 
 - float32: ``acc += a * bv`` with ``llvm.fma`` (LLVM lowers it for any CPU);
 - int16 (the portable int8 kernel): each lane holds a pair of int16, and ``acc`` (int32) gets
-  the sum of the pair's two products: sign-extend, multiply, add even and odd lanes. That is
-  generic IR, which LLVM turns into ``vpdpwssd`` on AVX512-VNNI and ``vpmaddwd`` on AVX2 (seen
-  in ``instruction_counts``), and into what other CPUs have;
+  the sum of the pair's two products (``int16_pairs.py``: generic IR that each CPU lowers to its
+  own instructions);
 - int8: each lane holds 4 bytes (uint8 in ``a``, int8 in ``bv``) and ``acc`` gets the sum of the
   4 byte products: one AVX512-VNNI instruction, ``llvm.x86.avx512.vpdpbusd.512``. It only runs
   on CPUs with ``avx512_vnni`` (see ``vnni.py``).
 
 ``C`` is the product itself for whole tiles, so a tile goes from registers straight to memory
-(a copy through a scratch tile would cost a good part of the int8 kernel's time); tiles at the edges go through a scratch tile: ``load_tile`` fills it with what C holds so far,
-the micro-kernel continues from it, ``store_tile`` copies the part inside back. Every element of C is
+(a copy through a scratch tile would cost a good part of the int8 kernel's time); tiles at the
+edges go through a scratch tile: ``load_tile`` fills it with what C holds so far, the
+micro-kernel continues from it, ``store_tile`` copies the part inside back. Every element of C is
 so one chain ``init + a_0 b_0 + a_1 b_1 + ...`` in the order of k, whatever the tile shape (which
 follows the CPU) and however K is blocked: the same bits on every CPU.
 ``init`` is a per-column start value: zeros for a plain product, the int8 kernels' zero-point
@@ -36,30 +37,26 @@ correction.
 does); it is what runs with ``NUMBA_DISABLE_JIT=1``, where every kernel is plain Python that a
 debugger can step through.
 """
-import llvmlite.binding as llvm
 import numpy as np
 from llvmlite import ir
 from numba import config, njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
+from numba.np.numpy_support import as_dtype
 
+from . import idioms
 from .fma import fma32
+from .int16_pairs import madd_pairs, madd_pairs_python
+from .vnni import vpdpbusd, vpdpbusd_python
 from .workspace import scratch
 
 LANES = 16
-
-
-def target_features():
-    """The CPU features Numba compiles for: ``NUMBA_CPU_FEATURES`` if set, else the host's."""
-    features = config.CPU_FEATURES if config.CPU_FEATURES is not None else llvm.get_host_cpu_features().flatten()
-    return {f[1:] for f in features.split(",") if f.startswith("+")}
-
 
 # Accumulators must fit the vector registers. AVX-512 has 32 of 512 bits: an 8 x 2 tile of
 # 16-lane vectors leaves room for the B row and a broadcast. With 256 bits (AVX2: 16 registers) a
 # 16-lane vector takes two, so 6 x 1 (12 registers), the classic Haswell tile; 8 x 2 there would
 # spill registers. (ARM's NEON, 32 registers of 128 bits, would fit 6 x 1 too; untested.)
-VECTOR_BITS = 512 if "avx512f" in target_features() else 256
+VECTOR_BITS = 512 if "avx512f" in idioms.target_features() else 256
 MR, NV = (8, 2) if VECTOR_BITS == 512 else (6, 1)
 NR = NV * LANES
 MC = 8 * MR     # rows of C per task
@@ -68,32 +65,14 @@ MC = 8 * MR     # rows of C per task
 NT = 128
 
 
-def _vpdpbusd(builder, acc, a, b):
-    vec = acc.type
-    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3),
-                                        "llvm.x86.avx512.vpdpbusd.512")
-    return builder.call(fn, [acc, a, b])
-
-
 def _fma(builder, acc, a, b):
-    vec = acc.type
-    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3), "llvm.fma.v16f32")
-    return builder.call(fn, [a, b, acc])
+    return idioms.fma(builder, a, b, acc)
 
 
-def _madd_pairs(builder, acc, a, b):
-    pairs, wide = ir.VectorType(ir.IntType(16), 2 * LANES), ir.VectorType(ir.IntType(32), 2 * LANES)
-    a32, b32 = (builder.sext(builder.bitcast(v, pairs), wide) for v in (a, b))
-    products = builder.mul(a32, b32)
-    even, odd = (builder.shuffle_vector(products, ir.Constant(wide, ir.Undefined),
-                                        ir.Constant(ir.VectorType(ir.IntType(32), LANES), list(range(first, 2 * LANES, 2))))
-                 for first in (0, 1))
-    return builder.add(acc, builder.add(even, odd))
-
-
-# B's dtype -> (lane type, combine)
-_KINDS = {types.float32: (ir.FloatType(), _fma), types.int16: (ir.IntType(32), _madd_pairs),
-          types.int8: (ir.IntType(32), _vpdpbusd)}
+# B's dtype -> (lane type, combine in IR, the same in NumPy)
+_KINDS = {np.dtype(np.float32): (ir.FloatType(), _fma, lambda acc, a, b: fma32(a, b, acc)),
+          np.dtype(np.int16): (ir.IntType(32), madd_pairs, madd_pairs_python),
+          np.dtype(np.int8): (ir.IntType(32), vpdpbusd, vpdpbusd_python)}
 
 
 @intrinsic
@@ -103,27 +82,21 @@ def tile(typingctx, a, a_off, a_rs, b, b_off, kc, c, c_off, c_rs, init, init_off
     for arr in (a, b, c, init):
         if not isinstance(arr, types.Array):
             return None
-    if b.dtype not in _KINDS:
+    if as_dtype(b.dtype) not in _KINDS:
         return None
-    scalar, combine = _KINDS[b.dtype]
+    scalar, combine, _ = _KINDS[as_dtype(b.dtype)]
     vec = ir.VectorType(scalar, LANES)
     intp = types.intp
     sig = types.void(a, intp, intp, b, intp, intp, c, intp, intp, init, intp, intp)
 
     def codegen(context, builder, signature, args):
         a_arr, a_off, a_rs, b_arr, b_off, kc, c_arr, c_off, c_rs, i_arr, init_off, accumulate = args
-        ptr, vptr = ir.PointerType(scalar), ir.PointerType(vec)
-
-        def data(k, arr):
-            return builder.bitcast(context.make_array(signature.args[k])(context, builder, arr).data, ptr)
-
-        def vector_at(base, offset):
-            return builder.bitcast(builder.gep(base, [offset]), vptr)
+        a_ptr, b_ptr, c_ptr, i_ptr = (idioms.data_pointer(context, builder, signature.args[k], args[k], scalar)
+                                      for k in (0, 3, 6, 9))
 
         def const(value):
             return ir.Constant(a_off.type, value)
 
-        a_ptr, b_ptr, c_ptr, i_ptr = data(0, a_arr), data(3, b_arr), data(6, c_arr), data(9, i_arr)
         c_rows = [builder.add(c_off, builder.mul(const(i), c_rs)) for i in range(MR)]
         c_at = [[builder.add(c_rows[i], const(v * LANES)) for v in range(NV)] for i in range(MR)]
         # Accumulators live in allocas; LLVM's mem2reg turns them into registers.
@@ -132,27 +105,25 @@ def tile(typingctx, a, a_off, a_rs, b, b_off, kc, c, c_off, c_rs, init, init_off
             with from_c:
                 for i in range(MR):
                     for v in range(NV):
-                        builder.store(builder.load(vector_at(c_ptr, c_at[i][v]), align=4), accs[i][v])
+                        builder.store(idioms.load(builder, c_ptr, c_at[i][v], vec), accs[i][v])
             with from_init:
                 for v in range(NV):
-                    start = builder.load(vector_at(i_ptr, builder.add(init_off, const(v * LANES))), align=4)
+                    start = idioms.load(builder, i_ptr, builder.add(init_off, const(v * LANES)), vec)
                     for i in range(MR):
                         builder.store(start, accs[i][v])
-        splat_mask = ir.Constant(ir.VectorType(ir.IntType(32), LANES), None)
         with cgutils.for_range(builder, kc) as loop:
             k = loop.index
             b_row = builder.add(b_off, builder.mul(k, const(NR)))
-            bvs = [builder.load(vector_at(b_ptr, builder.add(b_row, const(v * LANES))), align=4) for v in range(NV)]
+            bvs = [idioms.load(builder, b_ptr, builder.add(b_row, const(v * LANES)), vec) for v in range(NV)]
             a_k = builder.add(a_off, k)
             for i in range(MR):
                 s = builder.load(builder.gep(a_ptr, [builder.add(a_k, builder.mul(const(i), a_rs))]), align=4)
-                one = builder.insert_element(ir.Constant(vec, ir.Undefined), s, ir.Constant(ir.IntType(32), 0))
-                av = builder.shuffle_vector(one, ir.Constant(vec, ir.Undefined), splat_mask)
+                av = idioms.splat(builder, s, vec)
                 for v in range(NV):
                     builder.store(combine(builder, builder.load(accs[i][v]), av, bvs[v]), accs[i][v])
         for i in range(MR):
             for v in range(NV):
-                builder.store(builder.load(accs[i][v]), vector_at(c_ptr, c_at[i][v]), align=4)
+                idioms.store(builder, builder.load(accs[i][v]), c_ptr, c_at[i][v])
         return context.get_dummy_value()
 
     return sig, codegen
@@ -166,23 +137,16 @@ def as_lanes(arr):
     return flat if flat.itemsize == 4 else flat.reshape(-1, 4 // flat.itemsize)
 
 
-def combine_python(acc, a, b):
-    """One k-step of a tile row: ``acc`` (NR lanes) += lane ``a`` times the NR lanes of ``b``."""
-    if b.dtype == np.float32:
-        return fma32(a, b, acc)
-    wide = acc + (b.astype(np.int64) * a).sum(axis=1)     # int16 pairs, or uint8 x int8 quads
-    return ((wide + 2 ** 31) % 2 ** 32 - 2 ** 31).astype(np.int32)   # int32 lanes wrap
-
-
 def tile_python(a, a_off, a_rs, b, b_off, kc, c, c_off, c_rs, init, init_off, accumulate):
     """``tile`` as the loop of the module docstring (a row of the tile at a time: its rows are
     independent chains)."""
+    combine = _KINDS[b.dtype][2]
     a, b, c, init = as_lanes(a), as_lanes(b), as_lanes(c), as_lanes(init)
     for i in range(MR):
         row = slice(c_off + i * c_rs, c_off + i * c_rs + NR)
         acc = c[row] if accumulate else init[init_off:init_off + NR]
         for k in range(kc):
-            acc = combine_python(acc, a[a_off + i * a_rs + k], b[b_off + k * NR:b_off + (k + 1) * NR])
+            acc = combine(acc, a[a_off + i * a_rs + k], b[b_off + k * NR:b_off + (k + 1) * NR])
         c[row] = acc
 
 

@@ -12,9 +12,9 @@ on AVX2). Edges that do not fill a block are copied element by element. With the
 """
 from llvmlite import ir
 from numba import config, njit, prange, types
-from numba.core import cgutils
 from numba.extending import intrinsic
 
+from . import idioms
 from .microkernel import as_lanes
 
 LANES = 16
@@ -31,21 +31,21 @@ def _transpose16(typingctx, src, s_off, s_rs, dst, d_off, d_rs):
 
     def codegen(context, builder, signature, args):
         src_arr, s_off, s_rs, dst_arr, d_off, d_rs = args
-        vec = ir.VectorType(ir.FloatType(), LANES)
-        s_ptr = context.make_array(signature.args[0])(context, builder, src_arr).data
-        d_ptr = context.make_array(signature.args[3])(context, builder, dst_arr).data
+        scalar = ir.FloatType()
+        vec = ir.VectorType(scalar, LANES)
+        s_ptr = idioms.data_pointer(context, builder, signature.args[0], src_arr, scalar)
+        d_ptr = idioms.data_pointer(context, builder, signature.args[3], dst_arr, scalar)
 
-        def at(ptr, off, rs, i):
-            p = builder.gep(ptr, [builder.add(off, builder.mul(rs, ir.Constant(off.type, i)))])
-            return builder.bitcast(p, vec.as_pointer())
+        def row_at(off, rs, i):
+            return builder.add(off, builder.mul(rs, ir.Constant(off.type, i)))
 
-        rows = [builder.load(at(s_ptr, s_off, s_rs, i), align=4) for i in range(LANES)]
+        rows = [idioms.load(builder, s_ptr, row_at(s_off, s_rs, i), vec) for i in range(LANES)]
         masks = [ir.Constant(ir.VectorType(ir.IntType(32), LANES), m) for m in (_LO, _HI)]
         for _ in range(4):
             rows = [builder.shuffle_vector(rows[i], rows[i + LANES // 2], mask)
                     for i in range(LANES // 2) for mask in masks]
         for i, row in enumerate(rows):
-            builder.store(row, at(d_ptr, d_off, d_rs, i), align=4)
+            idioms.store(builder, row, d_ptr, row_at(d_off, d_rs, i))
         return context.get_dummy_value()
 
     return sig, codegen

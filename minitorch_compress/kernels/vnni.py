@@ -12,9 +12,12 @@ tiles of C, as the dense kernel does.
 The instruction only exists on CPUs with ``avx512_vnni``; ``has_vnni()`` says whether this one
 has it (and Numba compiles for it), and ``int8.py`` falls back to its portable kernel elsewhere.
 """
+import numpy as np
+from llvmlite import ir as llvm_ir
 from numba import config
+from numba.core import cgutils
 
-from .microkernel import target_features
+from .idioms import target_features
 
 
 def has_vnni():
@@ -22,3 +25,17 @@ def has_vnni():
     if config.CPU_NAME not in (None, "host"):
         return False      # e.g. NUMBA_CPU_NAME=generic for portable caches: no VNNI code
     return "avx512vnni" in target_features()
+
+
+def vpdpbusd(builder, acc, a, b):
+    """IR: ``acc`` (16 int32 lanes) += the sum of each lane's 4 products uint8 ``a`` x int8 ``b``."""
+    vec = acc.type
+    fn = cgutils.get_or_insert_function(builder.module, llvm_ir.FunctionType(vec, [vec] * 3),
+                                        "llvm.x86.avx512.vpdpbusd.512")
+    return builder.call(fn, [acc, a, b])
+
+
+def vpdpbusd_python(acc, a, b):
+    """The same in NumPy: ``acc`` (n,) int32, ``a`` one lane (4,) uint8, ``b`` (n, 4) int8; int32 wraps."""
+    wide = acc + (b.astype(np.int64) * a).sum(axis=1)
+    return ((wide + 2 ** 31) % 2 ** 32 - 2 ** 31).astype(np.int32)
