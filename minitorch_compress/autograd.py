@@ -19,7 +19,7 @@ Subclass ``Function`` with two static methods working on NumPy arrays::
 that are not tensors or need none). Tools such as fake quantization (straight-through
 estimator) are built this way, without touching the engine's internals.
 """
-from .tensor import Tensor
+from .tensor import Tensor, op_result
 
 
 class Context:
@@ -55,4 +55,4 @@ class Function:
             if len(grads) != len(args):
                 raise ValueError(f"{cls.__name__}.backward returned {len(grads)} gradients for {len(args)} inputs")
             return tuple(g for a, g in zip(args, grads) if isinstance(a, Tensor))
-        return tensors[0]._make(out, tensors, backward)
+        return op_result(out, tensors, backward)

@@ -10,7 +10,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 from .backend import matmul_arrays
 from .kernels.transcendental import exp, log
 from .random import get_rng
-from .tensor import Tensor, tensor
+from .tensor import Tensor, op_result, tensor
+from .validation import as_pair
 
 
 def _tensor(x, name="input"):
@@ -42,7 +43,7 @@ def softmax(x, dim=-1):
 
     def backward(g):  # Jacobian-vector product: s * (g - <g, s>)
         return (out * (g - (g * out).sum(axis=dim, keepdims=True)),)
-    return x._make(out, (x,), backward)
+    return op_result(out, (x,), backward)
 
 
 def _log_softmax_array(z, dim):
@@ -57,7 +58,7 @@ def log_softmax(x, dim=-1):
 
     def backward(g):
         return (g - exp(out) * g.sum(axis=dim, keepdims=True),)
-    return x._make(out, (x,), backward)
+    return op_result(out, (x,), backward)
 
 
 def cross_entropy(logits, target):
@@ -93,7 +94,7 @@ def cross_entropy(logits, target):
         def backward(g):
             grad = exp(log_p) * target_data.sum(axis=1, keepdims=True) - target_data
             return (grad * (g / n),)
-    return logits._make(np.asarray(loss, dtype=logits.dtype), (logits,), backward)
+    return op_result(np.asarray(loss, dtype=logits.dtype), (logits,), backward)
 
 
 def mse_loss(input, target, reduction="mean"):
@@ -119,7 +120,7 @@ def kl_div(input, target, reduction="batchmean"):
 
     def backward(g):
         return -p * g, np.where(positive, (log_p + 1 - log_q) * g, 0)
-    out = input._make(pointwise, (input, target), backward)
+    out = op_result(pointwise, (input, target), backward)
     return _reduce(out, reduction, "kl_div")
 
 
@@ -157,7 +158,7 @@ def linear(x, weight, bias=None):
         grads = (gx, matmul_arrays(g2.T, x2) if weight.requires_grad else None)
         return grads + ((g2.sum(axis=0),) if bias is not None else ())
     parents = (x, weight) if bias is None else (x, weight, bias)
-    return x._make(out, parents, backward)
+    return op_result(out, parents, backward)
 
 
 def dropout(x, p=0.5, training=True):
@@ -173,13 +174,6 @@ def dropout(x, p=0.5, training=True):
     return x * Tensor(mask)
 
 
-def _pair(v, name):
-    pair = (v, v) if isinstance(v, (int, np.integer)) else tuple(v)
-    if len(pair) != 2 or any(int(i) != i for i in pair):
-        raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
-    return tuple(int(i) for i in pair)
-
-
 def _windows(x, kh, kw, sh, sw):
     """All (kh, kw) patches of an NCHW array taken every (sh, sw): shape (N, C, Ho, Wo, kh, kw), a view."""
     return sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
@@ -193,7 +187,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
     x, weight = _tensor(x), _tensor(weight, "weight")
     if x.ndim != 4 or weight.ndim != 4 or x.shape[1] != weight.shape[1]:
         raise ValueError(f"conv2d: input shape {x.shape} (N, C, H, W) does not fit weight shape {weight.shape} (O, C, kh, kw)")
-    (sh, sw), (ph, pw) = _pair(stride, "stride"), _pair(padding, "padding")
+    (sh, sw), (ph, pw) = as_pair(stride, "stride"), as_pair(padding, "padding")
     if sh < 1 or sw < 1 or ph < 0 or pw < 0:
         raise ValueError(f"conv2d: stride {stride} must be >= 1 and padding {padding} >= 0")
     o, c, kh, kw = weight.shape
@@ -223,7 +217,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
                  matmul_arrays(g2.T, cols).reshape(weight.shape) if weight.requires_grad else None)
         return grads + ((g2.sum(axis=0),) if bias is not None else ())
     parents = (x, weight) if bias is None else (x, weight, bias)
-    return x._make(out, parents, backward)
+    return op_result(out, parents, backward)
 
 
 def max_pool2d(x, kernel_size, stride=None):
@@ -231,8 +225,8 @@ def max_pool2d(x, kernel_size, stride=None):
     x = _tensor(x)
     if x.ndim != 4:
         raise ValueError(f"max_pool2d expects an NCHW input, got shape {x.shape}")
-    kh, kw = _pair(kernel_size, "kernel_size")
-    sh, sw = _pair(kernel_size if stride is None else stride, "stride")
+    kh, kw = as_pair(kernel_size, "kernel_size")
+    sh, sw = as_pair(kernel_size if stride is None else stride, "stride")
     if x.shape[2] < kh or x.shape[3] < kw:
         raise ValueError(f"max_pool2d: input {x.shape[2:]} is smaller than the kernel {(kh, kw)}")
     patches = _windows(x.data, kh, kw, sh, sw)
@@ -248,4 +242,4 @@ def max_pool2d(x, kernel_size, stride=None):
         batch, channel = np.arange(n)[:, None, None, None], np.arange(c)[None, :, None, None]
         np.add.at(dx, (batch, channel, rows, cols), g)  # add.at: overlapping windows may share a maximum
         return (dx,)
-    return x._make(out, (x,), backward)
+    return op_result(out, (x,), backward)

@@ -43,7 +43,8 @@ def enable_grad():
     return _grad_mode(True)
 
 
-def _to_array(data, dtype=None):
+def tensor_data(data, dtype=None):
+    """The array a tensor of ``data`` holds: floats become float32 unless ``dtype`` says otherwise."""
     if isinstance(data, Tensor):
         data = data.data
     array = np.asarray(data, dtype=dtype)
@@ -56,7 +57,7 @@ def _to_array(data, dtype=None):
 
 def tensor(data, requires_grad=False, dtype=None):
     """Make a tensor: floats become float32 (unless ``dtype`` says otherwise), integers stay integer."""
-    return Tensor(_to_array(data, dtype), requires_grad=requires_grad)
+    return Tensor(tensor_data(data, dtype), requires_grad=requires_grad)
 
 
 def _unbroadcast(grad, shape):
@@ -81,13 +82,21 @@ def _axis(axis, dim):
     return tuple(axis) if isinstance(axis, list) else axis
 
 
+def op_result(data, parents, backward):
+    """The tensor an operation returns: it joins the graph (remembering its ``parents`` and the
+    ``backward`` rule that maps its gradient to theirs) only if an input needs a gradient."""
+    if _grad_enabled and any(p.requires_grad for p in parents):
+        return Tensor(data, True, parents, backward)
+    return Tensor(data)
+
+
 class Tensor:
     # Makes ``ndarray + Tensor`` call Tensor.__radd__ instead of NumPy broadcasting over our object.
     __array_priority__ = 1000
 
     def __init__(self, data, requires_grad=False, _parents=(), _backward=None):
         # NumPy scalars (what a full reduction returns) keep their dtype; Python data follows tensor()'s rules.
-        self.data = data if isinstance(data, np.ndarray) else np.asarray(data) if isinstance(data, np.generic) else _to_array(data)
+        self.data = data if isinstance(data, np.ndarray) else np.asarray(data) if isinstance(data, np.generic) else tensor_data(data)
         self.grad = None
         self.requires_grad = bool(requires_grad)
         if self.requires_grad and self.data.dtype.kind != "f":
@@ -154,12 +163,6 @@ class Tensor:
     def __hash__(self):
         return id(self)
 
-    def _make(self, data, parents, backward):
-        """A result tensor; it joins the graph only if an input needs a gradient."""
-        if _grad_enabled and any(p.requires_grad for p in parents):
-            return Tensor(data, True, parents, backward)
-        return Tensor(data)
-
     # ----- backpropagation ------------------------------------------------------------
     def backward(self, grad=None):
         """Fill ``.grad`` of every leaf this tensor depends on with d(self)/d(leaf)."""
@@ -170,7 +173,7 @@ class Tensor:
                 raise ValueError(f"backward() without a gradient needs a scalar, got shape {self.shape}")
             grad = np.ones_like(self.data)
         else:
-            grad = _to_array(grad, self.data.dtype)
+            grad = tensor_data(grad, self.data.dtype)
             if grad.shape != self.shape:
                 raise ValueError(f"gradient shape {grad.shape} does not match tensor shape {self.shape}")
 
@@ -212,21 +215,21 @@ class Tensor:
 
     def __add__(self, other):
         other = self._other(other)
-        return self._make(self.data + other.data, (self, other), lambda g: (g, g))
+        return op_result(self.data + other.data, (self, other), lambda g: (g, g))
 
     def __sub__(self, other):
         other = self._other(other)
-        return self._make(self.data - other.data, (self, other), lambda g: (g, -g))
+        return op_result(self.data - other.data, (self, other), lambda g: (g, -g))
 
     def __mul__(self, other):
         other = self._other(other)
-        return self._make(self.data * other.data, (self, other),
+        return op_result(self.data * other.data, (self, other),
                           lambda g: (g * other.data, g * self.data))
 
     def __truediv__(self, other):
         other = self._other(other)
         out = self.data / other.data
-        return self._make(out, (self, other), lambda g: (g / other.data, -g * out / other.data))
+        return op_result(out, (self, other), lambda g: (g / other.data, -g * out / other.data))
 
     def __pow__(self, exponent):
         if not np.isscalar(exponent):
@@ -236,13 +239,13 @@ class Tensor:
 
         def backward(g):
             return (g * exponent * power(self.data, exponent - 1),)
-        return self._make(out, (self,), backward)
+        return op_result(out, (self,), backward)
 
     def __rpow__(self, base):
         return (self * log_scalar(float(base))).exp()
 
     def __neg__(self):
-        return self._make(-self.data, (self,), lambda g: (-g,))
+        return op_result(-self.data, (self,), lambda g: (-g,))
 
     def __radd__(self, other):
         return self + other
@@ -291,7 +294,7 @@ class Tensor:
             grad = np.zeros_like(self.data)
             np.add.at(grad, index, g)  # add.at: repeated indices each receive their share
             return (grad,)
-        return self._make(self.data[index], (self,), backward)
+        return op_result(self.data[index], (self,), backward)
 
     # ----- reductions -----------------------------------------------------------------
     def sum(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
@@ -302,7 +305,7 @@ class Tensor:
             if not keepdims and axis is not None:
                 g = np.expand_dims(g, axis)
             return (np.broadcast_to(g, self.shape),)
-        return self._make(out, (self,), backward)
+        return op_result(out, (self,), backward)
 
     def mean(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
         axis = _axis(axis, dim)
@@ -320,13 +323,13 @@ class Tensor:
             is_max = self.data == kept
             share = is_max / is_max.sum(axis=axis, keepdims=True)
             return (share * g.reshape(kept.shape),)
-        return self._make(out, (self,), backward)
+        return op_result(out, (self,), backward)
 
     # ----- shape -----------------------------------------------------------------------
     def reshape(self, *shape):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return self._make(self.data.reshape(shape), (self,), lambda g: (g.reshape(self.shape),))
+        return op_result(self.data.reshape(shape), (self,), lambda g: (g.reshape(self.shape),))
 
     view = reshape
 
@@ -334,7 +337,7 @@ class Tensor:
         return self.reshape(self.shape[:start_dim] + (-1,))
 
     def transpose(self, a, b):
-        return self._make(self.data.swapaxes(a, b), (self,), lambda g: (g.swapaxes(a, b),))
+        return op_result(self.data.swapaxes(a, b), (self,), lambda g: (g.swapaxes(a, b),))
 
     @property
     def T(self):
@@ -345,38 +348,38 @@ class Tensor:
     # ----- elementwise functions ---------------------------------------------------------
     def exp(self):
         out = exp(self.data)
-        return self._make(out, (self,), lambda g: (g * out,))
+        return op_result(out, (self,), lambda g: (g * out,))
 
     def log(self):
-        return self._make(log(self.data), (self,), lambda g: (g / self.data,))
+        return op_result(log(self.data), (self,), lambda g: (g / self.data,))
 
     def sqrt(self):
         out = np.sqrt(self.data)
-        return self._make(out, (self,), lambda g: (g / (2 * out),))
+        return op_result(out, (self,), lambda g: (g / (2 * out),))
 
     def relu(self):
         positive = self.data > 0
-        return self._make(self.data * positive, (self,), lambda g: (g * positive,))
+        return op_result(self.data * positive, (self,), lambda g: (g * positive,))
 
     def sigmoid(self):
         # Split by sign so that exp never overflows.
         x = self.data
         e = exp(-np.abs(x))
         out = np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
-        return self._make(out, (self,), lambda g: (g * out * (1 - out),))
+        return op_result(out, (self,), lambda g: (g * out * (1 - out),))
 
     def tanh(self):
         out = tanh(self.data)
-        return self._make(out, (self,), lambda g: (g * (1 - out * out),))
+        return op_result(out, (self,), lambda g: (g * (1 - out * out),))
 
     def abs(self):
-        return self._make(np.abs(self.data), (self,), lambda g: (g * np.sign(self.data),))
+        return op_result(np.abs(self.data), (self,), lambda g: (g * np.sign(self.data),))
 
     def clamp(self, min=None, max=None):
         """Clip to [min, max]; the gradient passes only where the value was not clipped."""
         out = np.clip(self.data, min, max)
         inside = out == self.data
-        return self._make(out, (self,), lambda g: (g * inside,))
+        return op_result(out, (self,), lambda g: (g * inside,))
 
     def softmax(self, dim=-1):
         from .functional import softmax
@@ -391,7 +394,7 @@ class Tensor:
 
     def astype(self, dtype):
         dtype = np.dtype(dtype)
-        return self._make(self.data.astype(dtype), (self,), lambda g: (g.astype(self.dtype),))
+        return op_result(self.data.astype(dtype), (self,), lambda g: (g.astype(self.dtype),))
 
 
 # ----- functions of several tensors -------------------------------------------------------
@@ -418,7 +421,7 @@ def matmul(a, b, backend=None):
     def backward(g):
         return (matmul_arrays(g, b.data.swapaxes(-1, -2), backend) if a.requires_grad else None,
                 matmul_arrays(a.data.swapaxes(-1, -2), g, backend) if b.requires_grad else None)
-    return a._make(matmul_arrays(a.data, b.data, backend), (a, b), backward)
+    return op_result(matmul_arrays(a.data, b.data, backend), (a, b), backward)
 
 
 def cat(tensors, axis=None, *, dim=None):
@@ -426,7 +429,7 @@ def cat(tensors, axis=None, *, dim=None):
     tensors = [_as_tensor(t) for t in tensors]
     sizes = np.cumsum([t.shape[axis] for t in tensors])[:-1]
     out = np.concatenate([t.data for t in tensors], axis=axis)
-    return tensors[0]._make(out, tuple(tensors), lambda g: tuple(np.split(g, sizes, axis=axis)))
+    return op_result(out, tuple(tensors), lambda g: tuple(np.split(g, sizes, axis=axis)))
 
 
 def stack(tensors, axis=None, *, dim=None):
@@ -438,7 +441,7 @@ def where(condition, x, y):
     """Elementwise ``x`` where ``condition`` holds, else ``y``; the gradient follows the choice."""
     condition = condition.data if isinstance(condition, Tensor) else np.asarray(condition, dtype=bool)
     x, y = _as_tensor(x), _as_tensor(y)
-    return x._make(np.where(condition, x.data, y.data), (x, y),
+    return op_result(np.where(condition, x.data, y.data), (x, y),
                    lambda g: (g * condition, g * ~condition))
 
 

@@ -5,13 +5,8 @@ import numpy as np
 
 from .. import functional as F
 from ..random import get_rng
+from ..validation import as_pair, check_positive
 from .module import Module, Parameter
-
-
-def _check_positive(**sizes):
-    for name, value in sizes.items():
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 def _uniform(bound, shape):
@@ -34,7 +29,7 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True):
         super().__init__()
-        _check_positive(in_features=in_features, out_features=out_features)
+        check_positive(in_features=in_features, out_features=out_features)
         self.in_features, self.out_features = in_features, out_features
         _init_weight_and_bias(self, (out_features, in_features), bias)
 
@@ -50,10 +45,10 @@ class Conv2d(Module):
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True):
         super().__init__()
-        kh, kw = F._pair(kernel_size, "kernel_size")
-        _check_positive(in_channels=in_channels, out_channels=out_channels, kh=kh, kw=kw)
+        kh, kw = as_pair(kernel_size, "kernel_size")
+        check_positive(in_channels=in_channels, out_channels=out_channels, kh=kh, kw=kw)
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.padding = (kh, kw), F._pair(stride, "stride"), F._pair(padding, "padding")
+        self.kernel_size, self.stride, self.padding = (kh, kw), as_pair(stride, "stride"), as_pair(padding, "padding")
         _init_weight_and_bias(self, (out_channels, in_channels, kh, kw), bias)
 
     def forward(self, x):

@@ -13,7 +13,7 @@ import itertools
 
 import numpy as np
 
-from ..tensor import Tensor, _to_array
+from ..tensor import Tensor, tensor_data
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
@@ -22,7 +22,7 @@ class Parameter(Tensor):
     """A tensor that is a trainable part of a module (``requires_grad=True`` by default)."""
 
     def __init__(self, data, requires_grad=True):
-        super().__init__(data.data if isinstance(data, Tensor) else _to_array(data), requires_grad)
+        super().__init__(data.data if isinstance(data, Tensor) else tensor_data(data), requires_grad)
 
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()

@@ -1,0 +1,39 @@
+"""Argument checks shared by the whole package, so that every function rejects bad input alike.
+
+Integers are Python or NumPy integers, never bools (``True`` is an ``int`` in Python, and
+``Linear(784, True)`` is a mistake); each check raises ``ValueError`` naming the argument and the
+value it got.
+"""
+import numbers
+
+
+def is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_int(name, value, minimum=None):
+    """``value`` as an ``int``; ValueError unless it is an integer (at least ``minimum``, if given)."""
+    if not is_int(value) or (minimum is not None and value < minimum):
+        kind = {None: "an int", 0: "a non-negative int", 1: "a positive int"}.get(minimum, f"an int >= {minimum}")
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+    return int(value)
+
+
+def check_positive(**values):
+    """Each keyword's value must be an int >= 1 (sizes, counts, group numbers)."""
+    for name, value in values.items():
+        check_int(name, value, 1)
+
+
+def check_non_negative(**values):
+    """Each keyword's value must be an int >= 0 (steps, iterations, padding)."""
+    for name, value in values.items():
+        check_int(name, value, 0)
+
+
+def as_pair(value, name):
+    """``(value, value)`` for an int, or a pair of ints as a tuple (kernel sizes, strides, padding)."""
+    pair = (value, value) if is_int(value) else tuple(value) if isinstance(value, (tuple, list)) else None
+    if pair is None or len(pair) != 2 or not all(is_int(v) for v in pair):
+        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+    return tuple(int(v) for v in pair)
