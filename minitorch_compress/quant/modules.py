@@ -26,6 +26,7 @@ from ..kernels import Epilogue, linear_epilogue, pack_int8_weight
 from ..kernels.quantize import quantize_checked
 from ..nn import Module
 from ..tensor import Tensor
+from ..validation import as_pair
 from .intrinsic import _FusedModule
 from .observers import default_weight_observer
 from .qtensor import QTensor, check_scale, check_zero_point, dtype_range, quantize_array
@@ -233,8 +234,8 @@ class Conv2d(_StaticLayer):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True):
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.padding = (F._pair(kernel_size, "kernel_size"), F._pair(stride, "stride"),
-                                                       F._pair(padding, "padding"))
+        self.kernel_size, self.stride, self.padding = (as_pair(kernel_size, "kernel_size"), as_pair(stride, "stride"),
+                                                       as_pair(padding, "padding"))
         self._init_weight((out_channels, in_channels) + self.kernel_size, bias)
         self._init_output()
 
@@ -373,8 +374,8 @@ class MaxPool2d(nn.MaxPool2d):
     def forward(self, x):
         if not isinstance(x, QTensor):
             return F.max_pool2d(x, self.kernel_size, self.stride)
-        (kh, kw) = F._pair(self.kernel_size, "kernel_size")
-        (sh, sw) = F._pair(self.kernel_size if self.stride is None else self.stride, "stride")
+        (kh, kw) = as_pair(self.kernel_size, "kernel_size")
+        (sh, sw) = as_pair(self.kernel_size if self.stride is None else self.stride, "stride")
         windows = sliding_window_view(x.int_repr().data, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
         return x.with_int_repr(np.ascontiguousarray(windows.max(axis=(4, 5))))
 
