@@ -11,7 +11,7 @@ from .backend import matmul_arrays
 from .kernels.transcendental import exp, log
 from .random import get_rng
 from .tensor import Tensor, op_result, tensor
-from .validation import as_pair
+from .validation import as_pair, check_int
 
 
 def _tensor(x, name="input"):
@@ -174,47 +174,77 @@ def dropout(x, p=0.5, training=True):
     return x * Tensor(mask)
 
 
-def _windows(x, kh, kw, sh, sw):
-    """All (kh, kw) patches of an NCHW array taken every (sh, sw): shape (N, C, Ho, Wo, kh, kw), a view."""
-    return sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
+def _windows(x, kh, kw, sh, sw, dh=1, dw=1):
+    """All (kh, kw) patches of an NCHW array taken every (sh, sw), their taps (dh, dw) apart:
+    shape (N, C, Ho, Wo, kh, kw), a view."""
+    span = sliding_window_view(x, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(2, 3))
+    return span[:, :, ::sh, ::sw, ::dh, ::dw]
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0):
+def _grouped(a, b, groups):
+    """Per group g: a_g @ b_g, with a (M, G*K) and b (G*K, N/G) split into G column / row blocks,
+    side by side in the result (M, N). One product when G = 1."""
+    if groups == 1:
+        return matmul_arrays(a, b)
+    m, k = a.shape[0], a.shape[1] // groups
+    a_g = a.reshape(m, groups, k).transpose(1, 0, 2)               # (G, M, K)
+    b_g = b.reshape(groups, k, -1)                                 # (G, K, N/G)
+    return matmul_arrays(a_g, b_g).transpose(1, 0, 2).reshape(m, -1)
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D cross-correlation by im2col: every patch becomes a row, then one matrix product.
 
-    out[n, o, i, j] = b[o] + sum_{c, u, v} x_pad[n, c, i*s + u, j*s + v] * W[o, c, u, v]
+    out[n, o, i, j] = b[o] + sum_{c, u, v} x_pad[n, g*C/G + c, i*s + u*d, j*s + v*d] * W[o, c, u, v]
+
+    with ``g = o // (O/G)``: with ``groups`` G, input and output channels split into G groups and
+    each output channel sees only its group's C/G input channels (G = C: depthwise; O = k*C:
+    depth multiplier k). ``dilation`` d spaces the kernel's taps. The weight is (O, C/G, kh, kw).
     """
     x, weight = _tensor(x), _tensor(weight, "weight")
-    if x.ndim != 4 or weight.ndim != 4 or x.shape[1] != weight.shape[1]:
-        raise ValueError(f"conv2d: input shape {x.shape} (N, C, H, W) does not fit weight shape {weight.shape} (O, C, kh, kw)")
-    (sh, sw), (ph, pw) = as_pair(stride, "stride"), as_pair(padding, "padding")
-    if sh < 1 or sw < 1 or ph < 0 or pw < 0:
-        raise ValueError(f"conv2d: stride {stride} must be >= 1 and padding {padding} >= 0")
-    o, c, kh, kw = weight.shape
+    if x.ndim != 4 or weight.ndim != 4:
+        raise ValueError(f"conv2d: input shape {x.shape} must be (N, C, H, W) and weight shape {weight.shape} (O, C/groups, kh, kw)")
+    groups = check_int("groups", groups, 1)
+    o, cg, kh, kw = weight.shape
+    c = x.shape[1]
+    if c % groups or o % groups or c // groups != cg:
+        raise ValueError(f"conv2d: with groups={groups}, input channels {c} and output channels {o} must be "
+                         f"divisible by groups, and weight shape {weight.shape} must have {c // groups if c % groups == 0 else 'C/groups'} input channels")
+    (sh, sw), (ph, pw), (dh, dw) = as_pair(stride, "stride"), as_pair(padding, "padding"), as_pair(dilation, "dilation")
+    if sh < 1 or sw < 1 or ph < 0 or pw < 0 or dh < 1 or dw < 1:
+        raise ValueError(f"conv2d: stride {stride} and dilation {dilation} must be >= 1 and padding {padding} >= 0")
     xp = np.pad(x.data, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x.data
-    if xp.shape[2] < kh or xp.shape[3] < kw:
-        raise ValueError(f"conv2d: padded input {xp.shape[2:]} is smaller than the kernel {(kh, kw)}")
-    patches = _windows(xp, kh, kw, sh, sw)
+    if xp.shape[2] < (kh - 1) * dh + 1 or xp.shape[3] < (kw - 1) * dw + 1:
+        raise ValueError(f"conv2d: padded input {xp.shape[2:]} is smaller than the kernel {(kh, kw)} with dilation {(dh, dw)}")
+    patches = _windows(xp, kh, kw, sh, sw, dh, dw)
     n, _, ho, wo = patches.shape[:4]
-    cols = patches.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, c * kh * kw)
-    w2 = weight.data.reshape(o, -1)
-    out = matmul_arrays(cols, w2.T)
+    cols = patches.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, c * kh * kw)   # group g: a block of columns
+    w2 = weight.data.reshape(o, -1)                                                 # group g: a block of rows
+    wt = w2.T if groups == 1 else w2.reshape(groups, o // groups, -1).transpose(0, 2, 1).reshape(-1, o // groups)
+    out = _grouped(cols, wt, groups)
     if bias is not None:
         out += bias.data
     out = out.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)
 
     def col2im(g2):
-        dcols = matmul_arrays(g2, w2).reshape(n, ho, wo, c, kh, kw)
+        dcols = _grouped(g2, w2, groups).reshape(n, ho, wo, c, kh, kw)
         dxp = np.zeros(xp.shape, dtype=xp.dtype)
-        for u in range(kh):  # one strided add per kernel offset, never per pixel
+        for u in range(kh):  # one strided add per kernel tap, never per pixel
             for v in range(kw):
-                dxp[:, :, u:u + sh * ho:sh, v:v + sw * wo:sw] += dcols[:, :, :, :, u, v].transpose(0, 3, 1, 2)
+                dxp[:, :, u * dh:u * dh + sh * ho:sh, v * dw:v * dw + sw * wo:sw] += dcols[:, :, :, :, u, v].transpose(0, 3, 1, 2)
         return dxp[:, :, ph:ph + x.shape[2], pw:pw + x.shape[3]]
+
+    def weight_grad(g2):
+        if groups == 1:
+            return matmul_arrays(g2.T, cols).reshape(weight.shape)
+        og, k = o // groups, cg * kh * kw
+        g_g = g2.reshape(-1, groups, og).transpose(1, 2, 0)                           # (G, O/G, M)
+        c_g = cols.reshape(-1, groups, k).transpose(1, 0, 2)                          # (G, M, K)
+        return matmul_arrays(g_g, c_g).reshape(weight.shape)
 
     def backward(g):
         g2 = g.transpose(0, 2, 3, 1).reshape(-1, o)
-        grads = (col2im(g2) if x.requires_grad else None,
-                 matmul_arrays(g2.T, cols).reshape(weight.shape) if weight.requires_grad else None)
+        grads = (col2im(g2) if x.requires_grad else None, weight_grad(g2) if weight.requires_grad else None)
         return grads + ((g2.sum(axis=0),) if bias is not None else ())
     parents = (x, weight) if bias is None else (x, weight, bias)
     return op_result(out, parents, backward)
@@ -243,3 +273,120 @@ def max_pool2d(x, kernel_size, stride=None):
         np.add.at(dx, (batch, channel, rows, cols), g)  # add.at: overlapping windows may share a maximum
         return (dx,)
     return op_result(out, (x,), backward)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0):
+    """Mean over each (kh, kw) window (zero padding counted, as PyTorch's ``count_include_pad=True``);
+    each input pixel's gradient is the sum of g / (kh kw) over the windows that hold it."""
+    x = _tensor(x)
+    if x.ndim != 4:
+        raise ValueError(f"avg_pool2d expects an NCHW input, got shape {x.shape}")
+    kh, kw = as_pair(kernel_size, "kernel_size")
+    (sh, sw), (ph, pw) = as_pair(kernel_size if stride is None else stride, "stride"), as_pair(padding, "padding")
+    if min(kh, kw, sh, sw) < 1 or ph < 0 or pw < 0 or ph > kh // 2 or pw > kw // 2:
+        raise ValueError(f"avg_pool2d: kernel {kernel_size} and stride {stride} must be >= 1, padding {padding} "
+                         f"between 0 and half the kernel")
+    xp = np.pad(x.data, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x.data
+    if xp.shape[2] < kh or xp.shape[3] < kw:
+        raise ValueError(f"avg_pool2d: input {x.shape[2:]} is smaller than the kernel {(kh, kw)}")
+    patches = _windows(xp, kh, kw, sh, sw)
+    ho, wo = patches.shape[2:4]
+    out = patches.mean(axis=(4, 5), dtype=x.dtype)
+
+    def backward(g):
+        dxp = np.zeros(xp.shape, dtype=x.dtype)
+        share = g / (kh * kw)
+        for u in range(kh):  # one strided add per window offset
+            for v in range(kw):
+                dxp[:, :, u:u + sh * ho:sh, v:v + sw * wo:sw] += share
+        return (dxp[:, :, ph:ph + x.shape[2], pw:pw + x.shape[3]],)
+    return op_result(out, (x,), backward)
+
+
+def adaptive_avg_pool2d(x, output_size):
+    """Mean over an (oh, ow) grid of bins covering the image, as PyTorch: output cell (i, j) averages
+    rows floor(i H / oh) .. ceil((i+1) H / oh) - 1 and the same for columns. ``output_size`` 1 is
+    global average pooling."""
+    x = _tensor(x)
+    if x.ndim != 4:
+        raise ValueError(f"adaptive_avg_pool2d expects an NCHW input, got shape {x.shape}")
+    oh, ow = as_pair(output_size, "output_size")
+    h, w = x.shape[2:]
+    if min(oh, ow) < 1:
+        raise ValueError(f"adaptive_avg_pool2d: output_size {output_size} must be >= 1")
+    rows = [(i * h // oh, -(-(i + 1) * h // oh)) for i in range(oh)]
+    cols = [(j * w // ow, -(-(j + 1) * w // ow)) for j in range(ow)]
+    out = np.empty(x.shape[:2] + (oh, ow), x.dtype)
+    for i, (r0, r1) in enumerate(rows):
+        for j, (c0, c1) in enumerate(cols):
+            out[:, :, i, j] = x.data[:, :, r0:r1, c0:c1].mean(axis=(2, 3), dtype=x.dtype)
+
+    def backward(g):
+        dx = np.zeros_like(x.data)
+        for i, (r0, r1) in enumerate(rows):
+            for j, (c0, c1) in enumerate(cols):
+                dx[:, :, r0:r1, c0:c1] += (g[:, :, i, j] / ((r1 - r0) * (c1 - c0)))[:, :, None, None]
+        return (dx,)
+    return op_result(out, (x,), backward)
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+    """Batch normalisation (Ioffe & Szegedy 2015) over channel dim 1 of an (N, C), (N, C, L) or
+    (N, C, H, W) input, as ``torch.nn.functional.batch_norm``:
+
+        y = (x - mean) / sqrt(var + eps) * weight + bias
+
+    Training uses the batch's mean and biased variance over all dims but 1, and updates the
+    running estimates in place: ``running = (1 - momentum) * running + momentum * batch`` (with the
+    *unbiased* variance, as PyTorch). Evaluation uses the running estimates. ``running_mean`` and
+    ``running_var`` are arrays or Tensors, or None (then training statistics are always used).
+    """
+    x = _tensor(input)
+    weight = None if weight is None else _tensor(weight, "weight")
+    bias = None if bias is None else _tensor(bias, "bias")
+    if x.ndim not in (2, 3, 4):
+        raise ValueError(f"batch_norm expects an (N, C), (N, C, L) or (N, C, H, W) input, got shape {x.shape}")
+    c = x.shape[1]
+    stats = [s.data if isinstance(s, Tensor) else s for s in (running_mean, running_var)]
+    for name, s in zip(("running_mean", "running_var"), stats):
+        if s is not None and s.shape != (c,):
+            raise ValueError(f"batch_norm: {name} has shape {s.shape}, the input has {c} channels")
+    axes = (0,) + tuple(range(2, x.ndim))
+    shape = (1, c) + (1,) * (x.ndim - 2)
+    count = x.data.size // c
+    if training or stats[0] is None:
+        if training and count < 2:
+            raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input shape {x.shape}")
+        mean = x.data.mean(axis=axes, dtype=x.dtype)
+        centred = x.data - mean.reshape(shape)
+        var = (centred * centred).mean(axis=axes, dtype=x.dtype)
+        if training and stats[0] is not None:
+            stats[0] *= 1 - momentum
+            stats[0] += momentum * mean
+            stats[1] *= 1 - momentum
+            stats[1] += momentum * var * (count / (count - 1))
+    else:
+        mean, var = stats[0].astype(x.dtype), stats[1].astype(x.dtype)
+        centred = x.data - mean.reshape(shape)
+    inv_std = (1 / np.sqrt(var + eps)).astype(x.dtype).reshape(shape)
+    normed = centred * inv_std
+    out = normed * weight.data.reshape(shape) if weight is not None else normed.copy()
+    if bias is not None:
+        out += bias.data.reshape(shape)
+    batch_stats = training or stats[0] is None
+
+    def backward(g):
+        gn = g * weight.data.reshape(shape) if weight is not None else g
+        if batch_stats:   # the batch's mean and variance depend on x too
+            gx = inv_std * (gn - gn.mean(axis=axes, keepdims=True)
+                            - normed * (gn * normed).mean(axis=axes, keepdims=True))
+        else:
+            gx = gn * inv_std
+        grads = (gx,)
+        if weight is not None:
+            grads += ((g * normed).sum(axis=axes),)
+        if bias is not None:
+            grads += (g.sum(axis=axes),)
+        return grads
+    parents = (x,) + tuple(p for p in (weight, bias) if p is not None)
+    return op_result(out, parents, backward)

@@ -1,9 +1,11 @@
 """Modules, as in ``torch.nn``."""
 from .module import Module, Parameter, RemovableHandle
-from .layers import (Linear, Conv2d, ReLU, Sigmoid, Tanh, Identity, Dropout, Flatten, MaxPool2d,
-                     CrossEntropyLoss, MSELoss)
+from .layers import (Linear, Conv2d, ReLU, Sigmoid, Tanh, Identity, Dropout, Flatten, MaxPool2d, AvgPool2d,
+                     AdaptiveAvgPool2d, CrossEntropyLoss, MSELoss)
+from .normalization import BatchNorm1d, BatchNorm2d
 from .containers import Sequential, ModuleList
 from .. import functional
 
 __all__ = ["Module", "Parameter", "RemovableHandle", "Linear", "Conv2d", "ReLU", "Sigmoid", "Tanh", "Identity",
-           "Dropout", "Flatten", "MaxPool2d", "CrossEntropyLoss", "MSELoss", "Sequential", "ModuleList", "functional"]
+           "Dropout", "Flatten", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm1d", "BatchNorm2d",
+           "CrossEntropyLoss", "MSELoss", "Sequential", "ModuleList", "functional"]

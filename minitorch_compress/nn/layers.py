@@ -41,22 +41,33 @@ class Linear(Module):
 
 
 class Conv2d(Module):
-    """2-D convolution over NCHW images; weight of shape (out_channels, in_channels, kh, kw)."""
+    """2-D convolution over NCHW images; weight of shape (out_channels, in_channels/groups, kh, kw).
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True):
+    ``groups`` splits the channels into groups convolved separately (``groups=in_channels``:
+    depthwise; ``out_channels = k * in_channels`` then gives each input channel k filters);
+    ``dilation`` spaces the kernel's taps. See ``F.conv2d``.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True):
         super().__init__()
         kh, kw = as_pair(kernel_size, "kernel_size")
-        check_positive(in_channels=in_channels, out_channels=out_channels, kh=kh, kw=kw)
-        self.in_channels, self.out_channels = in_channels, out_channels
+        check_positive(in_channels=in_channels, out_channels=out_channels, kh=kh, kw=kw, groups=groups)
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"in_channels={in_channels} and out_channels={out_channels} must both be divisible "
+                             f"by groups={groups}")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size, self.stride, self.padding = (kh, kw), as_pair(stride, "stride"), as_pair(padding, "padding")
-        _init_weight_and_bias(self, (out_channels, in_channels, kh, kw), bias)
+        self.dilation = as_pair(dilation, "dilation")
+        _init_weight_and_bias(self, (out_channels, in_channels // groups, kh, kw), bias)
 
     def forward(self, x):
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
     def extra_repr(self):
+        extra = "".join(f", {name}={value}" for name, value, default in
+                        (("dilation", self.dilation, (1, 1)), ("groups", self.groups, 1)) if value != default)
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None}")
+                f"stride={self.stride}, padding={self.padding}{extra}, bias={self.bias is not None}")
 
 
 class ReLU(Module):
@@ -75,6 +86,12 @@ class Tanh(Module):
 
 
 class Identity(Module):
+    """Returns its input; like PyTorch's, it accepts and ignores any constructor arguments, so it
+    can stand in for a layer that was removed (a pruned branch, a fused BatchNorm)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
     def forward(self, x):
         return x
 
@@ -116,6 +133,32 @@ class MaxPool2d(Module):
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride or self.kernel_size}"
+
+
+class AvgPool2d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+
+    def forward(self, x):
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride or self.kernel_size}, padding={self.padding}"
+
+
+class AdaptiveAvgPool2d(Module):
+    """Average pooling to a fixed output size; ``AdaptiveAvgPool2d(1)`` is global average pooling."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x):
+        return F.adaptive_avg_pool2d(x, self.output_size)
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
 
 
 class CrossEntropyLoss(Module):

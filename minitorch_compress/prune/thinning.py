@@ -51,6 +51,10 @@ def thin(model):
         raise TypeError(f"thin works on an nn.Sequential, got {type(model).__name__}")
     children = list(model)
     layers = [_Layer(i, m) for i, m in enumerate(children) if isinstance(m, (Linear, Conv2d))]
+    grouped = [layer.index for layer in layers if isinstance(layer.module, Conv2d)
+               and (layer.module.groups != 1 or layer.module.dilation != (1, 1))]
+    if grouped:
+        raise ValueError(f"thin supports Conv2d layers with groups=1 and dilation=1; layers {grouped} are not")
     pairs = []
     for a, b in zip(layers, layers[1:]):
         between = children[a.index + 1:b.index]

@@ -241,6 +241,9 @@ class Conv2d(_StaticLayer):
 
     @classmethod
     def _like(cls, mod):
+        if mod.groups != 1 or mod.dilation != (1, 1):
+            raise ValueError(f"quantized Conv2d supports groups=1 and dilation=1, got groups={mod.groups} and "
+                             f"dilation={mod.dilation}")
         return cls(mod.in_channels, mod.out_channels, mod.kernel_size, mod.stride, mod.padding, mod.bias is not None)
 
     def forward(self, x):

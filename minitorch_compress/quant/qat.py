@@ -50,9 +50,11 @@ class Linear(_QATLayer, nn.Linear):
 class Conv2d(_QATLayer, nn.Conv2d):
     """``conv2d(x, fq(W)) + b`` with ``fq = qconfig.weight()``."""
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True, qconfig=None):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias)
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
+                 qconfig=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
         self._attach(qconfig)
 
     def forward(self, x):
-        return F.conv2d(x, self.weight_fake_quant(self.weight), self.bias, self.stride, self.padding)
+        return F.conv2d(x, self.weight_fake_quant(self.weight), self.bias, self.stride, self.padding, self.dilation,
+                        self.groups)
