@@ -11,6 +11,7 @@ import numpy as np
 
 import minitorch_compress as mc
 from minitorch_compress import functional as F, nn, optim, prune, quant
+from minitorch_compress.blocks import BasicBlock
 from minitorch_compress.data import DataLoader, load_mnist_5k
 from minitorch_compress.lowrank import factorize_model
 from minitorch_compress.sparse import SparseLinear
@@ -70,6 +71,17 @@ def main():
         return F.cross_entropy(logits, y) + 0.1 * F.kl_div(soft, F.softmax(logits.detach(), dim=1))
     train(cnn, cnn_loader, optim.SGD(cnn.parameters(), lr=0.05, momentum=0.9), 12, cnn_loss)
     results["cnn params"] = params(cnn)
+
+    # A residual CNN: BatchNorm (batch statistics, running estimates), a depthwise convolution,
+    # average and global pooling.
+    mc.manual_seed(4)
+    resnet = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(), nn.AvgPool2d(2),
+                           BasicBlock(8, 8), nn.Conv2d(8, 16, 3, padding=2, dilation=2, groups=8), BasicBlock(16, 16, 2),
+                           nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+    train(resnet, cnn_loader, optim.SGD(resnet.parameters(), lr=0.05, momentum=0.9), 6)
+    with mc.no_grad():
+        results["residual cnn"] = digest(*[t.data for _, t in sorted(resnet.state_dict().items())],
+                                         resnet.eval()(mc.tensor(images[:64])).data)
 
     # Pruned and fine-tuned, then run as CSR.
     mc.manual_seed(2)

@@ -174,3 +174,28 @@ def test_qat_conv_keeps_groups_and_dilation():
     assert qat(x).shape == conv(x).shape == (2, 4, 6, 6)
     fq = qat.weight_fake_quant(conv.weight).data
     np.testing.assert_array_equal(qat(x).data, F.conv2d(x, fq, conv.bias, 1, 2, 2, 2).data)
+
+
+@pytest.mark.parametrize("c_in, c_out, stride", [(3, 3, 1), (3, 5, 2)])
+def test_basic_block_is_its_formula(c_in, c_out, stride):
+    from minitorch_compress.blocks import BasicBlock
+    mc.manual_seed(0)
+    block = BasicBlock(c_in, c_out, stride).double()
+    projection = stride != 1 or c_in != c_out
+    assert isinstance(block.shortcut, nn.Sequential if projection else nn.Identity)
+    x = t64(2, c_in, 6, 6)
+
+    def formula(training):   # relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)), from copies of the statistics
+        def bn(layer, h):
+            return F.batch_norm(h, layer.running_mean.data.copy(), layer.running_var.data.copy(),
+                                layer.weight, layer.bias, training)
+        h = F.relu(bn(block.bn1, F.conv2d(x, block.conv1.weight, None, stride, 1)))
+        h = bn(block.bn2, F.conv2d(h, block.conv2.weight, None, 1, 1))
+        short = bn(block.shortcut[1], F.conv2d(x, block.shortcut[0].weight, None, stride)) if projection else x
+        return F.relu(h + short).data
+
+    for training in (True, False, True):
+        expected = formula(training)
+        np.testing.assert_allclose(block.train(training)(x).data, expected, atol=1e-12)
+    assert block(x).shape == (2, c_out, 6 // stride, 6 // stride)
+    assert gradcheck(lambda x: block.eval()(x), [x])
