@@ -23,6 +23,7 @@ from .methods import (
 )
 from .regrowth import SET
 from .schedules import AGP, Iterative, OneShot, Pruner, Schedule
+from .second_order import OBD, drop_one, hessian, hessian_diagonal, hessian_vector_product, obs_prune
 from .scope import compute_masks, prunable_layers, prune_model, weight_sparsity
 from .sensitivity import plot_sensitivity, sensitivity_scan
 from .thinning import thin
@@ -37,4 +38,5 @@ __all__ = [
     "prunable_layers", "compute_masks", "prune_model", "weight_sparsity",
     "Schedule", "OneShot", "Iterative", "AGP", "Pruner", "SET", "thin",
     "sensitivity_scan", "plot_sensitivity",
+    "OBD", "obs_prune", "hessian", "hessian_diagonal", "hessian_vector_product", "drop_one",
 ]

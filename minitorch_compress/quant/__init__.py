@@ -11,9 +11,10 @@
   (``quant.nn.Linear``, ``quant.nn.Conv2d``, ``quant.nn.DynamicLinear``) run on the int8 kernel.
 
 Beyond PyTorch: ``kmeans`` (Deep Compression's weight sharing), ``size`` (exact bytes of float,
-b-bit, k-means and CSR storage) and ``sweep`` (accuracy against size over bit widths).
+b-bit, k-means and CSR storage), ``sweep`` (accuracy against size over bit widths) and ``binary``
+(one-bit weights and activations: ``BinaryLinear``, ``BinaryActivation``).
 """
-from . import intrinsic, kmeans, modules, qat, size, sweep
+from . import binary, intrinsic, kmeans, modules, qat, size, sweep
 from . import modules as nn
 from .convert import (DEFAULT_DYNAMIC_QUANT_MODULE_MAPPINGS, DEFAULT_QAT_MODULE_MAPPINGS,
                       DEFAULT_STATIC_QUANT_MODULE_MAPPINGS, convert, prepare, prepare_qat, propagate_qconfig_,
