@@ -144,6 +144,7 @@ def test_grading_a_class_survives_tampering_and_crashes(tmp_path):
     (subs / "badjson").mkdir()
     (subs / "badjson" / "toy.ipynb").write_text('{"cells": [')
     (subs / "nothing").mkdir()
+    (subs / ".ipynb_checkpoints").mkdir()   # Jupyter's, not a student
 
     out = tmp_path / "grades.csv"
     assert main(["grade", str(subs), "--assignment", "toy", "--out", str(out), "--source-dir",
@@ -152,9 +153,10 @@ def test_grading_a_class_survives_tampering_and_crashes(tmp_path):
     with open(out, newline="") as f:
         rows = list(csv.reader(f))
     assert rows[0] == ["student", "check_add", "check_total", "total", "error"]
+    assert rows[1] == ["(max points)", "2", "3", "5", ""]
     assert all(len(row) == 5 for row in rows)
-    table = {row[0]: row[1:4] for row in rows[1:]}
-    errors = {row[0]: row[4] for row in rows[1:]}
+    table = {row[0]: row[1:4] for row in rows[2:]}
+    errors = {row[0]: row[4] for row in rows[2:]}
     assert table == {
         "badjson": ["0", "0", "0"],
         "exits": ["2", "0", "2"],
@@ -169,7 +171,7 @@ def test_grading_a_class_survives_tampering_and_crashes(tmp_path):
     assert errors["nothing"] == "no submission: toy.ipynb is missing"
     assert not any(errors[s] for s in table if s not in ("badjson", "nothing"))
 
-    feedback = {p.stem: p.read_text() for p in (tmp_path / "feedback").iterdir()}
+    feedback = {p.stem: p.read_text() for p in (tmp_path / "feedback" / "toy").iterdir()}
     assert set(feedback) == set(table)
     assert "check cell 'check_add' was edited; restored the original" in feedback["tamper"]
     assert "got output:      check_add: 1/2 passed (failed: arrays)" in feedback["tamper"]
@@ -192,3 +194,30 @@ def test_wall_clock_kills_the_whole_process_tree(tmp_path):
     assert 1 not in result["cells"]  # nbval never got to judge the spinning cell
     pid = int(pid_file.read_text())
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_shards_merge_to_the_whole_class(tmp_path):
+    source_dir, subs = tmp_path / "source", tmp_path / "subs"
+    write_notebook(toy_source(), source_dir / "toy.ipynb")
+    write_notebook(submission(), subs / "ana" / "toy.ipynb")
+    write_notebook(submission({"total": "def total(xs):\n    return -1"}), subs / "ben" / "toy.ipynb")
+    (subs / "cem").mkdir()   # handed in nothing
+
+    def grade(out, *shard):
+        assert main(["grade", str(subs), "--assignment", "toy", "--out", str(tmp_path / out), "--source-dir",
+                     str(source_dir), "--jobs", "2", *shard]) == 0
+        return (tmp_path / out).read_text()
+    whole = grade("all.csv")
+    first, second = grade("1.csv", "--shard", "1/2"), grade("2.csv", "--shard", "2/2")
+    assert [line.split(",")[0] for line in first.splitlines()[2:]] == ["ana", "cem"]
+    assert [line.split(",")[0] for line in second.splitlines()[2:]] == ["ben"]
+    assert main(["merge", str(tmp_path / "2.csv"), str(tmp_path / "1.csv"), "--out", str(tmp_path / "merged.csv")]) == 0
+    assert (tmp_path / "merged.csv").read_text() == whole
+    assert "ben,2,0,2," in whole and "cem,0,0,0,no submission" in whole
+    with pytest.raises(ValueError, match="two shards"):
+        main(["merge", str(tmp_path / "1.csv"), str(tmp_path / "all.csv"), "--out", str(tmp_path / "bad.csv")])
+    (tmp_path / "other.csv").write_text(whole.replace("(max points),2,3,5", "(max points),4,3,7"))
+    with pytest.raises(ValueError, match="another assignment"):
+        main(["merge", str(tmp_path / "2.csv"), str(tmp_path / "other.csv"), "--out", str(tmp_path / "bad.csv")])
+    with pytest.raises(SystemExit):
+        main(["grade", str(subs), "--assignment", "toy", "--out", "x.csv", "--shard", "3/2"])

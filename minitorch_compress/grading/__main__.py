@@ -1,4 +1,4 @@
-"""Command line: ``python -m minitorch_compress.grading {release,grade,execute} ...``."""
+"""Command line: ``python -m minitorch_compress.grading {release,grade,merge,execute} ...``."""
 import argparse
 import glob
 import os
@@ -7,7 +7,7 @@ import sys
 from .execute import execute_source
 from .grade import grade_class
 from .notebook import read_notebook, release, write_notebook
-from .report import write_csv, write_feedback
+from .report import merge_csv, write_csv, write_feedback
 
 
 def main(argv=None):
@@ -33,10 +33,20 @@ def main(argv=None):
     grd.add_argument("--timeout", type=float, default=120,
                      help="seconds one cell may run before it is stopped (default 120)")
     grd.add_argument("--jobs", type=int, default=None, help="parallel tasks (default: CPU count)")
+    grd.add_argument("--shard", type=_shard, default=None, metavar="K/N",
+                     help="grade only the K-th of N slices of the class (every N-th student from the K-th)")
+
+    mrg = commands.add_parser("merge", help="join the CSVs of a class graded in shards")
+    mrg.add_argument("shards", nargs="+", help="the shards' CSVs")
+    mrg.add_argument("--out", required=True, help="the CSV to write")
     args = parser.parse_args(argv)
 
     if args.command == "grade":
         return _grade(args)
+    if args.command == "merge":
+        merge_csv(args.out, args.shards)
+        print(f"wrote {args.out} from {len(args.shards)} shards")
+        return 0
     names = args.names or sorted(os.path.basename(p)[:-len(".ipynb")]
                                  for p in glob.glob(os.path.join(args.source_dir, "*.ipynb")))
     for name in names:
@@ -54,7 +64,7 @@ def main(argv=None):
 def _grade(args):
     source = _source_path(args.source_dir, args.assignment)
     checks, results = grade_class(source, args.submissions, args.assignment,
-                                  timeout=args.timeout, jobs=args.jobs)
+                                  timeout=args.timeout, jobs=args.jobs, shard=args.shard)
     write_csv(args.out, checks, results)
     feedback_dir = args.feedback_dir or os.path.join(os.path.dirname(os.path.abspath(args.out)),
                                                      "feedback")
@@ -63,8 +73,18 @@ def _grade(args):
     for result in results:
         print(f"{result.student}: {result.total:g}/{max_total:g}"
               + (f" ({result.error})" if result.error else ""))
-    print(f"wrote {args.out} and {len(results)} feedback files in {feedback_dir}")
+    print(f"wrote {args.out} and {len(results)} feedback files in {os.path.join(feedback_dir, args.assignment)}")
     return 0
+
+
+def _shard(text):
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected K/N, e.g. 2/4, got {text!r}") from None
+    if not 1 <= k <= n:
+        raise argparse.ArgumentTypeError(f"shard {text!r}: need 1 <= K <= N")
+    return k, n
 
 
 def _source_path(source_dir, name):

@@ -41,18 +41,33 @@ class StudentResult:
         return round(sum(task.points for task in self.tasks), 2)
 
 
-def grade_class(source_path, submissions_dir, assignment, timeout=120, jobs=None):
-    """Grade ``submissions_dir/<student>/<assignment>.ipynb`` for every student folder.
+def class_list(submissions_dir, shard=None):
+    """The student folders of ``submissions_dir``, sorted; hidden ones (``.ipynb_checkpoints``,
+    ``.git``) are not students. ``shard=(k, n)`` keeps the k-th of n slices (1-based): every n-th
+    student from the k-th on, so that n graders (a job array, a CI matrix) share a class and
+    ``merge`` joins their CSVs."""
+    if not os.path.isdir(submissions_dir):
+        raise ValueError(f"submissions directory {submissions_dir!r} does not exist")
+    students = sorted(name for name in os.listdir(submissions_dir)
+                      if not name.startswith(".") and os.path.isdir(os.path.join(submissions_dir, name)))
+    if shard is None:
+        return students
+    k, n = shard
+    if not (isinstance(k, int) and isinstance(n, int) and 1 <= k <= n):
+        raise ValueError(f"shard must be K/N with 1 <= K <= N, got {k}/{n}")
+    return students[k - 1::n]
+
+
+def grade_class(source_path, submissions_dir, assignment, timeout=120, jobs=None, shard=None):
+    """Grade ``submissions_dir/<student>/<assignment>.ipynb`` for every student folder (of the
+    shard, see ``class_list``).
 
     Tasks of all students run in parallel, ``jobs`` (default ``os.cpu_count()``) at a time.
     Returns ``(checks, [StudentResult])`` with students sorted by name.
     """
     source = read_notebook(source_path)
     checks = validate_source(source)
-    if not os.path.isdir(submissions_dir):
-        raise ValueError(f"submissions directory {submissions_dir!r} does not exist")
-    students = sorted(name for name in os.listdir(submissions_dir)
-                      if os.path.isdir(os.path.join(submissions_dir, name)))
+    students = class_list(submissions_dir, shard)
     results, work = [], []
     for student in students:
         result = StudentResult(student)
