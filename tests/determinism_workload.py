@@ -12,7 +12,7 @@ import numpy as np
 import minitorch_compress as mc
 from minitorch_compress import functional as F, nn, optim, prune, quant
 from minitorch_compress.blocks import BasicBlock
-from minitorch_compress.data import DataLoader, load_mnist_5k
+from minitorch_compress.data import DataLoader, load_mnist_5k, transforms
 from minitorch_compress.lowrank import factorize_model
 from minitorch_compress.sparse import SparseLinear
 
@@ -71,6 +71,13 @@ def main():
         return F.cross_entropy(logits, y) + 0.1 * F.kl_div(soft, F.softmax(logits.detach(), dim=1))
     train(cnn, cnn_loader, optim.SGD(cnn.parameters(), lr=0.05, momentum=0.9), 12, cnn_loss)
     results["cnn params"] = params(cnn)
+
+    # Augmentation: rotation (polynomial cos/sin), scale, crop (exp/log of aspect ratios), erasing, noise.
+    mc.manual_seed(5)
+    jitter = transforms.Compose([transforms.RandomAffine(20, translate=(0.1, 0.1), scale=(0.9, 1.1)),
+                                 transforms.RandomResizedCrop(28, scale=(0.6, 1.0)), transforms.RandomErasing(),
+                                 transforms.GaussianNoise(sigma=0.05)])
+    results["augmented batch"] = digest(jitter(images[:64, 0]))
 
     # A residual CNN: BatchNorm (batch statistics, running estimates), a depthwise convolution,
     # average and global pooling.

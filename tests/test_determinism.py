@@ -30,7 +30,7 @@ def host():
 
 
 def test_workload_covers_every_part(host):
-    assert set(host) == {"mlp params", "mlp softmax", "low-rank factors", "cnn params", "residual cnn", "pruned params",
+    assert set(host) == {"mlp params", "mlp softmax", "low-rank factors", "cnn params", "augmented batch", "residual cnn", "pruned params",
                          "csr outputs", "dynamic int8 outputs", "static int8 outputs"}
 
 

