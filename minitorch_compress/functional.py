@@ -26,6 +26,11 @@ def relu(x):
     return _tensor(x).relu()
 
 
+def relu6(x):
+    """min(max(x, 0), 6): MobileNet's activation, bounded so that low-precision ranges stay small."""
+    return _tensor(x).clamp(0.0, 6.0)
+
+
 def sigmoid(x):
     return _tensor(x).sigmoid()
 

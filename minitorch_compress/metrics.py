@@ -5,7 +5,8 @@ pruning?"), so that numbers compare across papers:
 
 - compression ratio = total parameters / nonzero parameters (weights and biases);
 - FLOPs = multiply-adds per example of the ``Linear`` and ``Conv2d`` layers, from the shapes the
-  model actually sees: in * out for a Linear, in * out * kh * kw * H_out * W_out for a Conv2d.
+  model actually sees: in * out for a Linear, (in / groups) * out * kh * kw * H_out * W_out for a
+  Conv2d (a depthwise convolution does kh * kw per output value).
   A layer whose weight has nonzero fraction d does d of its dense FLOPs;
 - theoretical speedup = dense FLOPs / nonzero FLOPs (what perfect sparse kernels would give; the
   measured speedup, from ``latency``, is usually far less).

@@ -199,3 +199,41 @@ def test_basic_block_is_its_formula(c_in, c_out, stride):
         np.testing.assert_allclose(block.train(training)(x).data, expected, atol=1e-12)
     assert block(x).shape == (2, c_out, 6 // stride, 6 // stride)
     assert gradcheck(lambda x: block.eval()(x), [x])
+
+
+def test_efficient_blocks_count_what_their_docstrings_say():
+    from minitorch_compress import metrics
+    from minitorch_compress.blocks import DepthwiseSeparable, Fire, InvertedResidual
+    x = mc.randn(2, 8, 6, 6)
+    ci, co, hw = 8, 16, 36
+
+    def bn_params(*channels):
+        return 2 * sum(channels)
+    ds = DepthwiseSeparable(ci, co)
+    assert ds(x).shape == (2, co, 6, 6)
+    assert metrics.count_parameters(ds) == 9 * ci + ci * co + bn_params(ci, co)
+    assert metrics.flops(ds, x)[0] == (9 * ci + ci * co) * hw
+    s, e1, e3 = 4, 6, 10
+    fire = Fire(ci, s, e1, e3)
+    assert fire(x).shape == (2, e1 + e3, 6, 6)
+    assert metrics.count_parameters(fire) == ci * s + s * e1 + 9 * s * e3 + s + e1 + e3
+    assert metrics.flops(fire, x)[0] == (ci * s + s * e1 + 9 * s * e3) * hw
+    for t in (1, 6):
+        block = InvertedResidual(ci, ci, 1, t)
+        hidden = t * ci
+        assert block.use_residual and block(x).shape == x.shape
+        expected = hidden * (ci + 9 + ci) - (ci * ci if t == 1 else 0)
+        assert metrics.count_parameters(block) == expected + bn_params(*([hidden] * (1 if t == 1 else 2)), ci)
+        assert metrics.flops(block, x)[0] == expected * hw
+    strided = InvertedResidual(ci, co, 2)
+    assert not strided.use_residual and strided(x).shape == (2, co, 3, 3)
+
+
+def test_inverted_residual_adds_its_input_and_relu6():
+    from minitorch_compress.blocks import InvertedResidual
+    np.testing.assert_array_equal(F.relu6(mc.tensor([-1.0, 3.0, 7.0])).data, [0, 3, 6])
+    block = InvertedResidual(4, 4, 1, 2).eval()
+    x = mc.randn(1, 4, 5, 5)
+    np.testing.assert_allclose(block(x).data, (block.layers(x) + x).data)
+    x64 = t64(1, 4, 4, 4)
+    assert gradcheck(lambda x: block.double()(x), [x64])

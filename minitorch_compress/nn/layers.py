@@ -75,6 +75,11 @@ class ReLU(Module):
         return F.relu(x)
 
 
+class ReLU6(Module):
+    def forward(self, x):
+        return F.relu6(x)
+
+
 class Sigmoid(Module):
     def forward(self, x):
         return F.sigmoid(x)
