@@ -1,0 +1,13 @@
+"""Automated search: hyper-parameters (``hpo``) over spaces of named dimensions (``space``).
+
+    space = search.Space(lr=search.LogUniform(1e-3, 1e-1), dropout=search.Choice([0.0, 0.2, 0.5]))
+    best = search.random_search(objective, space, trials=20, seed=0)          # objective(config) -> score
+    best = search.successive_halving(objective, space.sample_many(27, seed=0), min_budget=1, eta=3)
+                                                                            # objective(config, budget) -> score
+Scores are to be maximised (validation accuracy); every search is reproducible from its seed.
+"""
+from .hpo import Trial, grid_search, hyperband, random_search, successive_halving
+from .space import Choice, IntUniform, LogUniform, Space, Uniform
+
+__all__ = ["Space", "Choice", "Uniform", "LogUniform", "IntUniform", "Trial", "grid_search", "random_search",
+           "successive_halving", "hyperband"]

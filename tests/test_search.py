@@ -1,0 +1,62 @@
+"""Search spaces and hyper-parameter searches on objectives whose answer is known."""
+import numpy as np
+import pytest
+
+from minitorch_compress import search
+
+
+def test_spaces_sample_reproducibly_within_bounds():
+    space = search.Space(lr=search.LogUniform(1e-3, 1e-1), p=search.Choice([0.0, 0.2, 0.5]),
+                         width=search.IntUniform(8, 10), m=search.Uniform(0.5, 0.9))
+    configs = space.sample_many(2000, seed=0)
+    assert configs == space.sample_many(2000, seed=0) and configs != space.sample_many(2000, seed=1)
+    lr = np.array([c["lr"] for c in configs])
+    assert lr.min() >= 1e-3 and lr.max() <= 1e-1 and abs((lr < 1e-2).mean() - 0.5) < 0.05   # a decade each
+    assert {c["p"] for c in configs} == {0.0, 0.2, 0.5} and {c["width"] for c in configs} == {8, 9, 10}
+    assert all(0.5 <= c["m"] <= 0.9 for c in configs)
+    grid = space.grid(3)
+    assert len(grid) == 3 * 3 * 3 * 3 and sorted({g["lr"] for g in grid}) == pytest.approx([1e-3, 1e-2, 1e-1])
+    with pytest.raises(ValueError, match="low < high"):
+        search.Uniform(1, 1)
+    with pytest.raises(ValueError, match="positive"):
+        search.LogUniform(0, 1)
+    with pytest.raises(ValueError, match="dimensions"):
+        search.Space(lr=0.1)
+
+
+def peak(config):
+    return -(np.log10(config["lr"]) + 2) ** 2 - (config["p"] - 0.2) ** 2
+
+
+def test_grid_and_random_search_return_the_best_trial():
+    space = search.Space(lr=search.LogUniform(1e-4, 1), p=search.Choice([0.0, 0.2, 0.5]))
+    best, trials = search.grid_search(peak, space, points=5)
+    assert best.config["p"] == 0.2 and best.config["lr"] == pytest.approx(1e-2) and len(trials) == 15
+    best, trials = search.random_search(peak, space, trials=30, seed=0)
+    assert best.score == max(t.score for t in trials) and len(trials) == 30
+    assert search.random_search(peak, space, trials=30, seed=0)[0] == best
+
+
+def test_successive_halving_keeps_the_top_third_each_rung():
+    configs = [{"quality": q} for q in np.random.default_rng(0).permutation(27)]
+    spent = []
+
+    def objective(config, budget):   # more budget, a clearer view of the quality
+        spent.append(budget)
+        return config["quality"] + np.random.default_rng(int(budget * 100 + config["quality"])).normal(0, 1 / budget)
+    best, rungs = search.successive_halving(objective, configs, min_budget=1, eta=3)
+    assert [len(r) for r in rungs] == [27, 9, 3, 1] and [r[0].budget for r in rungs] == [1, 3, 9, 27]
+    for previous, rung in zip(rungs, rungs[1:]):
+        ranked = sorted(previous, key=lambda t: t.score, reverse=True)
+        assert [t.config for t in rung] == [t.config for t in ranked[:len(rung)]]
+    assert best.config["quality"] >= 24 and sum(spent) == 27 + 9 * 3 + 3 * 9 + 27
+    capped = search.successive_halving(objective, configs, min_budget=1, eta=3, max_budget=9)[1]
+    assert [len(r) for r in capped] == [27, 9, 3]
+
+
+def test_hyperband_brackets():
+    space = search.Space(x=search.Uniform(0, 1))
+    best, brackets = search.hyperband(lambda c, b: c["x"] * b, space, max_budget=27, eta=3)
+    assert [len(b[0]) for b in brackets] == [27, 12, 6, 4]            # ceil((s_max + 1) / (s + 1) * 3^s)
+    assert [b[0][0].budget for b in brackets] == [1, 3, 9, 27]
+    assert best.budget == 27 and best.score == max(t.score for b in brackets for t in b[-1] if t.budget == 27)
