@@ -37,7 +37,7 @@ class BasicBlock(nn.Module):
 
 
 class DepthwiseSeparable(nn.Module):
-    """MobileNet v1's block (Howard et al. 2017): a 3x3 depthwise convolution (one filter per
+    """MobileNet v1's block (Howard et al. 2017): a 3x3 (``kernel_size``) depthwise convolution (one filter per
     channel, ``groups=in_channels``) then a 1x1 pointwise one, each with BatchNorm and ReLU.
 
     Multiply-adds per output position: 9 C_in + C_in C_out, against 9 C_in C_out for a full 3x3
@@ -45,9 +45,10 @@ class DepthwiseSeparable(nn.Module):
     2 (C_in + C_out) in the BatchNorms.
     """
 
-    def __init__(self, in_channels, out_channels, stride=1):
+    def __init__(self, in_channels, out_channels, stride=1, kernel_size=3):
         super().__init__()
-        self.depthwise = nn.Conv2d(in_channels, in_channels, 3, stride, padding=1, groups=in_channels, bias=False)
+        self.depthwise = nn.Conv2d(in_channels, in_channels, kernel_size, stride, padding=kernel_size // 2,
+                                   groups=in_channels, bias=False)
         self.bn1 = nn.BatchNorm2d(in_channels)
         self.pointwise = nn.Conv2d(in_channels, out_channels, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(out_channels)
@@ -89,13 +90,14 @@ class InvertedResidual(nn.Module):
     t C_in (C_in + 9 + C_out), less t C_in C_in when t = 1, plus the BatchNorms' 2 per channel.
     """
 
-    def __init__(self, in_channels, out_channels, stride=1, expand_ratio=6):
+    def __init__(self, in_channels, out_channels, stride=1, expand_ratio=6, kernel_size=3):
         super().__init__()
         check_positive(expand_ratio=expand_ratio)
         hidden = in_channels * expand_ratio
         layers = [] if expand_ratio == 1 else [nn.Conv2d(in_channels, hidden, 1, bias=False), nn.BatchNorm2d(hidden),
                                                nn.ReLU6()]
-        layers += [nn.Conv2d(hidden, hidden, 3, stride, padding=1, groups=hidden, bias=False), nn.BatchNorm2d(hidden),
+        layers += [nn.Conv2d(hidden, hidden, kernel_size, stride, padding=kernel_size // 2, groups=hidden, bias=False),
+                   nn.BatchNorm2d(hidden),
                    nn.ReLU6(), nn.Conv2d(hidden, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels)]
         self.layers = nn.Sequential(*layers)
         self.use_residual = stride == 1 and in_channels == out_channels

@@ -60,3 +60,66 @@ def test_hyperband_brackets():
     assert [len(b[0]) for b in brackets] == [27, 12, 6, 4]            # ceil((s_max + 1) / (s + 1) * 3^s)
     assert [b[0][0].budget for b in brackets] == [1, 3, 9, 27]
     assert best.budget == 27 and best.score == max(t.score for b in brackets for t in b[-1] if t.budget == 27)
+
+
+def test_architectures_build_and_vary():
+    import minitorch_compress as mc
+    from minitorch_compress import metrics
+    space = search.ArchSpace()
+    rng = np.random.default_rng(0)
+    archs = [space.sample(rng) for _ in range(30)]
+    assert {s["block"] for a in archs for s in a["stages"]} == {"conv", "separable", "inverted"}
+    for arch in archs[:6]:
+        model = search.build(arch)
+        out = model(mc.randn(2, 1, 28, 28))
+        assert out.shape == (2, 10) and metrics.count_parameters(model) > 0
+    child = space.mutate(archs[0], rng, rate=1.0)
+    assert child != archs[0] and len(child["stages"]) in space.depths
+    mixed = space.crossover(archs[0], archs[1], rng)
+    assert all(s in archs[0]["stages"] + archs[1]["stages"] for s in mixed["stages"])
+
+
+def test_evolution_never_returns_an_architecture_over_budget():
+    space = search.ArchSpace(depths=(1, 2, 3), widths=(8, 16, 32, 64))
+
+    def cost(arch):   # a stand-in for latency: the widths' sum
+        return sum(s["width"] for s in arch["stages"])
+
+    def fitness(arch):   # capacity, with a preference for inverted residuals
+        return sum(s["width"] * (1.5 if s["block"] == "inverted" else 1) for s in arch["stages"])
+    best, history = search.evolutionary_search(space, fitness, cost, budget=64, population=10, generations=6, seed=0)
+    assert all(cost(t.config) <= 64 for t in history) and len(history) == 10 + 6 * (10 - 4)
+    rng = np.random.default_rng(1)
+    random_best = max(fitness(a) for a in (space.sample(rng) for _ in range(46)) if cost(a) <= 64)
+    assert best.score >= random_best   # the same number of evaluations, under the same budget
+    assert search.evolutionary_search(space, fitness, cost, budget=64, population=10, generations=6, seed=0)[0] == best
+    with pytest.raises(ValueError, match="no architecture within budget"):
+        search.evolutionary_search(space, fitness, cost, budget=1, max_draws=20)
+
+
+def test_latency_table_predicts_a_network_from_its_layers(tmp_path):
+    costs = {"Conv2d": 3e-4, "BatchNorm2d": 5e-5, "ReLU": 1e-5, "ReLU6": 1e-5, "AdaptiveAvgPool2d": 2e-5,
+             "Flatten": 1e-6, "Linear": 4e-5}
+
+    def fake_timer(module, shape):   # known per-layer costs, scaled by the input's size
+        return costs[type(module).__name__] * np.prod(shape[1:]) / 784
+    space, rng = search.ArchSpace(), np.random.default_rng(2)
+    archs = [space.sample(rng) for _ in range(8)]
+    table = search.LatencyTable()
+    for arch in archs[:6]:
+        table.measure(search.build(arch), (1, 1, 28, 28), timer=fake_timer)
+    from minitorch_compress.search.latency import _leaf_inputs
+    model = search.build(archs[0])
+    expected = sum(fake_timer(m, s) for m, s in _leaf_inputs(model, (1, 1, 28, 28)))
+    assert np.isclose(table.predict(model, (1, 1, 28, 28)), expected)
+    table.save(tmp_path / "latency.json")
+    loaded = search.LatencyTable.load(tmp_path / "latency.json")
+    assert loaded.entries == table.entries
+    unseen = {"stem": 8, "stages": [{"block": "conv", "width": 40, "kernel": 5, "expand": 1}]}
+    with pytest.raises(KeyError, match="no latency for Conv2d"):
+        table.predict(search.build(unseen), (1, 1, 28, 28))
+    (tmp_path / "bad.json").write_text('["not", "a", "table"]')
+    with pytest.raises(ValueError, match="not a latency table"):
+        search.LatencyTable.load(tmp_path / "bad.json")
+    real = search.LatencyTable().measure(search.build(archs[0]), (1, 1, 28, 28))   # the real timer runs
+    assert len(real) > 0 and all(v > 0 for v in real.entries.values())
