@@ -6,11 +6,11 @@ mid-write leaves the previous checkpoint intact.
 """
 from collections import OrderedDict
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
+from .files import write_atomic
 from .tensor import Tensor
 
 
@@ -26,18 +26,7 @@ def save(state_dict, path):
         if array.dtype == object:
             raise TypeError(f"state dict value for {name!r} is not numeric (dtype object)")
         arrays[name] = array
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_atomic(path, lambda f: np.savez(f, **arrays), binary=True)
 
 
 def load(path):

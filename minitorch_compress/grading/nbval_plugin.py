@@ -14,17 +14,15 @@ import time
 
 import pytest
 
+from ..files import write_text_atomic
+
 RESULTS_ENV = "MC_GRADING_RESULTS"
 KERNEL_DIED = "the kernel died while running this cell (os._exit, a crash or out of memory)"
 _results = {}
 
 
 def _save():
-    path = os.environ[RESULTS_ENV]
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(_results, f)
-    os.replace(tmp, path)
+    write_text_atomic(os.environ[RESULTS_ENV], json.dumps(_results))
 
 
 def _stdout_of(item):

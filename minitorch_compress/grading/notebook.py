@@ -14,10 +14,10 @@ Every notebook is written in one canonical form, so regenerating changes no byte
 """
 import os
 import re
-import tempfile
 
 import nbformat
 
+from ..files import write_text_atomic
 from .checker import parse_summary
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -39,21 +39,6 @@ def write_notebook(nb, path):
     """Write ``nb`` in canonical form (sorted keys, no run metadata), atomically."""
     text = nbformat.writes(canonical(nb))
     write_text_atomic(path, text)
-
-
-def write_text_atomic(path, text):
-    """Write ``text`` to ``path`` through a temporary file, so readers never see half a file."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def canonical(nb):

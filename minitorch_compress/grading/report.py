@@ -3,7 +3,7 @@ import csv
 import io
 import os
 
-from .notebook import write_text_atomic
+from ..files import write_text_atomic
 
 
 MAX_ROW = "(max points)"

@@ -16,7 +16,8 @@ import psutil
 
 from .checker import DETAILS_ENV
 from .nbval_plugin import RESULTS_ENV
-from .notebook import write_notebook, write_text_atomic
+from ..files import write_text_atomic
+from .notebook import write_notebook
 
 # Hard limit = nbval's cell timeout + this much for kernel start-up, interrupt and shutdown.
 GRACE_SECONDS = 30

@@ -14,7 +14,7 @@ import json
 
 import numpy as np
 
-from ..grading.notebook import write_text_atomic
+from ..files import write_text_atomic
 from ..metrics import latency
 from ..nn import Module
 from ..tensor import Tensor, no_grad
