@@ -9,6 +9,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .backend import matmul_arrays
 from .kernels.transcendental import exp, log
+from .kernels.transcendental import tanh as tanh_array
 from .random import get_rng
 from .tensor import Tensor, op_result, tensor
 from .validation import as_pair, check_int
@@ -395,3 +396,94 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         return grads
     parents = (x,) + tuple(p for p in (weight, bias) if p is not None)
     return op_result(out, parents, backward)
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Layer normalisation (Ba et al. 2016) over the last ``len(normalized_shape)`` dims of each
+    example, as ``torch.nn.functional.layer_norm``: y = (x - mean) / sqrt(var + eps) * weight + bias,
+    with the biased variance; no running statistics, the same in training and evaluation."""
+    x = _tensor(input)
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if x.shape[x.ndim - len(shape):] != shape:
+        raise ValueError(f"layer_norm: input shape {x.shape} does not end in normalized_shape {shape}")
+    weight = None if weight is None else _tensor(weight, "weight")
+    bias = None if bias is None else _tensor(bias, "bias")
+    axes = tuple(range(x.ndim - len(shape), x.ndim))
+    centred = x.data - x.data.mean(axis=axes, keepdims=True, dtype=x.dtype)
+    inv_std = (1 / np.sqrt((centred * centred).mean(axis=axes, keepdims=True, dtype=x.dtype) + eps)).astype(x.dtype)
+    normed = centred * inv_std
+    out = normed * weight.data if weight is not None else normed.copy()
+    if bias is not None:
+        out += bias.data
+    batch = tuple(range(x.ndim - len(shape)))
+
+    def backward(g):
+        gn = g * weight.data if weight is not None else g
+        gx = inv_std * (gn - gn.mean(axis=axes, keepdims=True) - normed * (gn * normed).mean(axis=axes, keepdims=True))
+        grads = (gx,)
+        if weight is not None:
+            grads += ((g * normed).sum(axis=batch),)
+        if bias is not None:
+            grads += (g.sum(axis=batch),)
+        return grads
+    parents = (x,) + tuple(p for p in (weight, bias) if p is not None)
+    return op_result(out, parents, backward)
+
+
+def embedding(input, weight, padding_idx=None):
+    """Rows of ``weight`` (num_embeddings, dim) picked by the integer ``input``; a row used several
+    times gets the sum of their gradients, and the ``padding_idx`` row none, as PyTorch."""
+    indices = np.asarray(input.data if isinstance(input, Tensor) else input)
+    weight = _tensor(weight, "weight")
+    if indices.dtype.kind not in "iu":
+        raise TypeError(f"embedding indices must be integers, got dtype {indices.dtype}")
+    if indices.size and (indices.min() < 0 or indices.max() >= weight.shape[0]):
+        raise ValueError(f"embedding indices must lie in [0, {weight.shape[0]}), got [{indices.min()}, {indices.max()}]")
+
+    def backward(g):
+        grad = np.zeros_like(weight.data)
+        np.add.at(grad, indices, g)   # add.at: repeated indices accumulate
+        if padding_idx is not None:
+            grad[padding_idx] = 0
+        return (grad,)
+    return op_result(weight.data[indices], (weight,), backward)
+
+
+def _erfc(z):
+    """erfc for float64 arrays with +, -, *, / and the engine's exp only (the same bits on every CPU):
+    |z| <= 3 by the Taylor series of erf (terms up to ~170, so ~1e-14 absolute), beyond by the
+    continued fraction erfc z = exp(-z^2) / sqrt(pi) / (z + (1/2) / (z + 1 / (z + (3/2) / (z + ...))))."""
+    z = np.asarray(z, np.float64)
+    small = np.abs(z) <= 3
+    zs = np.where(small, z, 0.0)
+    term, series = zs.copy(), zs.copy()
+    for n in range(1, 60):
+        term = -term * zs * zs / n
+        series = series + term / (2 * n + 1)
+    erfc_small = 1 - series * (2 / np.sqrt(np.pi))
+    za = np.where(small, 4.0, np.abs(z))
+    fraction = za.copy()
+    for n in range(60, 0, -1):
+        fraction = za + (n / 2) / fraction
+    tail = exp(-za * za) / (np.sqrt(np.pi) * fraction)
+    return np.where(small, erfc_small, np.where(z > 0, tail, 2 - tail))
+
+
+def gelu(input, approximate="none"):
+    """GELU (Hendrycks & Gimpel 2016), as PyTorch: x Phi(x) with Phi the normal CDF
+    (``approximate="none"``: 0.5 x erfc(-x / sqrt 2)), or 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+    (``"tanh"``)."""
+    x = _tensor(input)
+    xd = x.data.astype(np.float64)
+    if approximate == "none":
+        cdf = 0.5 * _erfc(-xd / np.sqrt(2))
+        slope = cdf + xd * exp(-0.5 * xd * xd) / np.sqrt(2 * np.pi)
+    elif approximate == "tanh":
+        c = np.sqrt(2 / np.pi)
+        t = tanh_array(c * (xd + 0.044715 * xd ** 3))
+        cdf = 0.5 * (1 + t)
+        slope = cdf + 0.5 * xd * (1 - t * t) * c * (1 + 3 * 0.044715 * xd * xd)
+    else:
+        raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+    slope = slope.astype(x.dtype)
+    return op_result((xd * cdf).astype(x.dtype), (x,), lambda g: (g * slope,))

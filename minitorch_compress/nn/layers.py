@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import functional as F
 from ..random import get_rng
-from ..validation import as_pair, check_positive
+from ..validation import as_pair, check_int, check_positive
 from .module import Module, Parameter
 
 
@@ -78,6 +78,45 @@ class ReLU(Module):
 class ReLU6(Module):
     def forward(self, x):
         return F.relu6(x)
+
+
+class GELU(Module):
+    def __init__(self, approximate="none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x):
+        return F.gelu(x, self.approximate)
+
+    def extra_repr(self):
+        return f"approximate={self.approximate!r}"
+
+
+class Embedding(Module):
+    """A table of ``num_embeddings`` vectors of size ``embedding_dim``, initialised N(0, 1) as in
+    PyTorch; ``forward(indices)`` picks rows. The ``padding_idx`` row starts at zero and never learns."""
+
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None):
+        super().__init__()
+        check_positive(num_embeddings=num_embeddings, embedding_dim=embedding_dim)
+        if padding_idx is not None:
+            padding_idx = check_int("padding_idx", padding_idx)
+            if not -num_embeddings <= padding_idx < num_embeddings:
+                raise ValueError(f"padding_idx={padding_idx} is outside the {num_embeddings} embeddings")
+            padding_idx %= num_embeddings
+        self.num_embeddings, self.embedding_dim, self.padding_idx = num_embeddings, embedding_dim, padding_idx
+        self.weight = Parameter(get_rng().standard_normal((num_embeddings, embedding_dim)).astype(np.float32))
+        if padding_idx is not None:
+            self.weight.data[padding_idx] = 0
+
+    def forward(self, indices):
+        return F.embedding(indices, self.weight, self.padding_idx)
+
+    def extra_repr(self):
+        return f"{self.num_embeddings}, {self.embedding_dim}" + (
+            f", padding_idx={self.padding_idx}" if self.padding_idx is not None else "")
 
 
 class Sigmoid(Module):

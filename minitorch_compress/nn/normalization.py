@@ -1,4 +1,4 @@
-"""Batch normalisation layers, as ``torch.nn.BatchNorm1d`` / ``BatchNorm2d``."""
+"""Normalisation layers, as ``torch.nn.BatchNorm1d`` / ``BatchNorm2d`` / ``LayerNorm``."""
 import numpy as np
 
 from .. import functional as F
@@ -72,3 +72,22 @@ class BatchNorm1d(_BatchNorm):
 class BatchNorm2d(_BatchNorm):
     """Over (N, C, H, W) inputs."""
     dims = (4,)
+
+
+class LayerNorm(Module):
+    """Normalises over the last dims (``normalized_shape``) of each example (``F.layer_norm``), with
+    ``weight`` (ones) and ``bias`` (zeros) of that shape when ``elementwise_affine``."""
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True):
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        check_positive(**{f"normalized_shape[{i}]": d for i, d in enumerate(shape)})
+        self.normalized_shape, self.eps, self.elementwise_affine = shape, eps, elementwise_affine
+        self.register_parameter("weight", Parameter(np.ones(shape, np.float32)) if elementwise_affine else None)
+        self.register_parameter("bias", Parameter(np.zeros(shape, np.float32)) if elementwise_affine and bias else None)
+
+    def forward(self, x):
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"

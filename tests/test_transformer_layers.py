@@ -1,0 +1,71 @@
+"""Layers for transformers: LayerNorm, Embedding, GELU, and batched products with broadcasting."""
+import math
+
+import numpy as np
+import pytest
+
+import minitorch_compress as mc
+import minitorch_compress.functional as F
+from minitorch_compress import nn
+from minitorch_compress.gradcheck import gradcheck
+
+
+def t64(*shape, seed=0):
+    return mc.tensor(np.random.default_rng(seed).standard_normal(shape), requires_grad=True, dtype=np.float64)
+
+
+def test_layer_norm_formula_and_gradients():
+    x, w, b = t64(2, 3, 4), t64(4, seed=1), t64(4, seed=2)
+    out = F.layer_norm(x, 4, w, b).data
+    mean, var = x.data.mean(axis=-1, keepdims=True), x.data.var(axis=-1, keepdims=True)
+    np.testing.assert_allclose(out, (x.data - mean) / np.sqrt(var + 1e-5) * w.data + b.data, atol=1e-12)
+    assert gradcheck(lambda x, w, b: F.layer_norm(x, 4, w, b), [x, w, b])
+    w2, b2 = t64(3, 4, seed=3), t64(3, 4, seed=4)
+    assert gradcheck(lambda x, w, b: F.layer_norm(x, (3, 4), w, b), [x, w2, b2])   # over two dims
+    ln = nn.LayerNorm(4)
+    y = ln(mc.randn(5, 4) * 3 + 1).data
+    np.testing.assert_allclose(y.mean(axis=-1), 0, atol=1e-5)
+    assert list(ln.state_dict()) == ["weight", "bias"] and nn.LayerNorm(4, bias=False).bias is None
+    with pytest.raises(ValueError, match="does not end in"):
+        ln(mc.randn(4, 5))
+
+
+def test_embedding_picks_rows_and_accumulates_gradients():
+    mc.manual_seed(0)
+    emb = nn.Embedding(5, 3, padding_idx=0)
+    assert np.all(emb.weight.data[0] == 0) and abs(emb.weight.data[1:].std() - 1) < 0.6
+    idx = np.array([[1, 2, 1], [0, 4, 1]])
+    out = emb(idx)
+    np.testing.assert_array_equal(out.data, emb.weight.data[idx])
+    out.backward(np.ones((2, 3, 3), np.float32))
+    np.testing.assert_array_equal(emb.weight.grad[:, 0], [0, 3, 1, 0, 1])   # index 1 used three times
+    w = t64(5, 3)
+    assert gradcheck(lambda w: F.embedding(idx, w), [w])
+    with pytest.raises(ValueError, match=r"lie in \[0, 5\)"):
+        emb(np.array([5]))
+    with pytest.raises(TypeError, match="integers"):
+        emb(np.array([1.0]))
+
+
+def test_gelu_is_x_times_the_normal_cdf():
+    x = np.linspace(-7, 7, 57)
+    exact = np.array([v * 0.5 * math.erfc(-v / math.sqrt(2)) for v in x])
+    np.testing.assert_allclose(F.gelu(mc.tensor(x, dtype=np.float64)).data, exact, rtol=1e-9, atol=1e-14)
+    approx = 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+    np.testing.assert_allclose(F.gelu(mc.tensor(x, dtype=np.float64), "tanh").data, approx, rtol=1e-12, atol=1e-14)
+    for mode in ("none", "tanh"):
+        assert gradcheck(lambda a: F.gelu(a, mode), [t64(3, 4)])
+    assert nn.GELU("tanh")(mc.tensor([1.0])).shape == (1,)
+    with pytest.raises(ValueError, match="approximate"):
+        nn.GELU("sigmoid")
+
+
+def test_batched_products_broadcast_and_sum_their_gradients():
+    a, b = t64(2, 3, 4, 5), t64(3, 5, 2, seed=1)    # b broadcast over the leading 2
+    np.testing.assert_allclose((a @ b).data, np.matmul(a.data, b.data), atol=1e-12)
+    assert gradcheck(lambda a, b: a @ b, [a, b])
+    q = mc.randn(2, 4, 6, 8)
+    np.testing.assert_allclose((q @ q.transpose(-1, -2)).data, np.matmul(q.data, q.data.swapaxes(-1, -2)),
+                               rtol=1e-5, atol=1e-5)
+    s = F.softmax(q, dim=2).data
+    np.testing.assert_allclose(s.sum(axis=2), 1, atol=1e-6)
