@@ -213,9 +213,12 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     groups = check_int("groups", groups, 1)
     o, cg, kh, kw = weight.shape
     c = x.shape[1]
-    if c % groups or o % groups or c // groups != cg:
-        raise ValueError(f"conv2d: with groups={groups}, input channels {c} and output channels {o} must be "
-                         f"divisible by groups, and weight shape {weight.shape} must have {c // groups if c % groups == 0 else 'C/groups'} input channels")
+    if c % groups or o % groups:
+        raise ValueError(f"conv2d: input channels {c} (input shape {x.shape}) and output channels {o} (weight shape "
+                         f"{weight.shape}) must be divisible by groups={groups}")
+    if c // groups != cg:
+        raise ValueError(f"conv2d: input shape {x.shape} (N, C, H, W) does not fit weight shape {weight.shape}: "
+                         f"with groups={groups} its input channels must be C/groups = {c // groups}")
     (sh, sw), (ph, pw), (dh, dw) = as_pair(stride, "stride"), as_pair(padding, "padding"), as_pair(dilation, "dilation")
     if sh < 1 or sw < 1 or ph < 0 or pw < 0 or dh < 1 or dw < 1:
         raise ValueError(f"conv2d: stride {stride} and dilation {dilation} must be >= 1 and padding {padding} >= 0")
