@@ -490,3 +490,22 @@ def gelu(input, approximate="none"):
         raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
     slope = slope.astype(x.dtype)
     return op_result((xd * cdf).astype(x.dtype), (x,), lambda g: (g * slope,))
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, training=True):
+    """softmax(Q K^T / sqrt(d) + M) V over the last two dims (Vaswani et al. 2017), as
+    ``torch.nn.functional.scaled_dot_product_attention``: ``attn_mask`` is boolean, True where a
+    query may attend (PyTorch's convention here), or a float added to the scores.
+    Returns (output, attention weights)."""
+    q, k, v = _tensor(query), _tensor(key, "key"), _tensor(value, "value")
+    if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"attention: query {q.shape}, key {k.shape} and value {v.shape} do not fit")
+    scores = (q @ k.transpose(-1, -2)) * (1.0 / float(np.sqrt(q.shape[-1])))
+    if attn_mask is not None:
+        mask = np.asarray(attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask)
+        add = np.where(mask, 0.0, -np.inf) if mask.dtype == bool else mask
+        scores = scores + Tensor(add.astype(scores.dtype))
+    weights = softmax(scores, dim=-1)
+    if dropout_p and training:
+        weights = dropout(weights, dropout_p)
+    return weights @ v, weights

@@ -69,3 +69,69 @@ def test_batched_products_broadcast_and_sum_their_gradients():
                                rtol=1e-5, atol=1e-5)
     s = F.softmax(q, dim=2).data
     np.testing.assert_allclose(s.sum(axis=2), 1, atol=1e-6)
+
+
+def attention_by_hand(q_in, k_in, v_in, w, b, wo, bo, heads, blocked):
+    """Multi-head attention from its formula, in float64 NumPy, batch first."""
+    e = q_in.shape[-1]
+    d = e // heads
+    q, k, v = (x @ w[i * e:(i + 1) * e].T + b[i * e:(i + 1) * e] for i, x in enumerate((q_in, k_in, v_in)))
+    outs, weights = [], []
+    for h in range(heads):
+        part = slice(h * d, (h + 1) * d)
+        scores = q[..., part] @ k[..., part].swapaxes(-1, -2) / np.sqrt(d)
+        scores = np.where(blocked, -np.inf, scores)
+        p = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        p /= p.sum(axis=-1, keepdims=True)
+        outs.append(p @ v[..., part])
+        weights.append(p)
+    return np.concatenate(outs, axis=-1) @ wo.T + bo, np.mean(weights, axis=0)
+
+
+def test_multihead_attention_is_its_formula():
+    mc.manual_seed(0)
+    mha = nn.MultiheadAttention(8, 2, batch_first=True).double()
+    bound = np.sqrt(6 / (8 + 24))
+    assert mha.in_proj_weight.shape == (24, 8) and np.abs(mha.in_proj_weight.data).max() <= bound
+    assert np.all(mha.in_proj_bias.data == 0) and np.all(mha.out_proj.bias.data == 0)
+    rng = np.random.default_rng(0)
+    for p in (mha.in_proj_bias, mha.out_proj.bias):   # nonzero biases, to check they are used
+        p.data[...] = rng.standard_normal(p.shape)
+    q, kv = t64(3, 4, 8), t64(3, 5, 8, seed=1)
+    causal = np.triu(np.ones((4, 5), bool), k=1)
+    padding = np.zeros((3, 5), bool)
+    padding[1, 3:] = True
+    out, weights = mha(q, kv, kv, key_padding_mask=padding, attn_mask=causal)
+    expected, expected_weights = attention_by_hand(q.data, kv.data, kv.data, mha.in_proj_weight.data,
+                                                   mha.in_proj_bias.data, mha.out_proj.weight.data,
+                                                   mha.out_proj.bias.data, 2, causal | padding[:, None, :])
+    np.testing.assert_allclose(out.data, expected, atol=1e-12)
+    np.testing.assert_allclose(weights.data, expected_weights, atol=1e-12)
+    assert np.all(weights.data[1, :, 3:] == 0) and np.all(weights.data[:, 0, 1:] == 0)
+    assert gradcheck(lambda q, kv: mha(q, kv, kv, attn_mask=causal)[0], [q, kv])
+    # sequence first, as PyTorch's default
+    seq_first = nn.MultiheadAttention(8, 2).double()
+    seq_first.load_state_dict(mha.state_dict())
+    out2, _ = seq_first(q.transpose(0, 1), kv.transpose(0, 1), kv.transpose(0, 1), attn_mask=causal)
+    np.testing.assert_allclose(out2.transpose(0, 1).data, mha(q, kv, kv, attn_mask=causal)[0].data, atol=1e-12)
+    assert mha(q, kv, kv, need_weights=False)[1] is None
+    assert mha(q, kv, kv, average_attn_weights=False)[1].shape == (3, 2, 4, 5)
+    with pytest.raises(ValueError, match="divisible by num_heads"):
+        nn.MultiheadAttention(10, 3)
+
+
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_transformer_encoder_layer(norm_first):
+    mc.manual_seed(1)
+    layer = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.0, activation="gelu", batch_first=True,
+                                       norm_first=norm_first).double()
+    x = t64(2, 5, 8)
+    sa = lambda h: layer.self_attn(h, h, h)[0]   # noqa: E731
+    if norm_first:
+        h = x + sa(layer.norm1(x))
+        expected = h + layer.feed_forward(layer.norm2(h))
+    else:
+        h = layer.norm1(x + sa(x))
+        expected = layer.norm2(h + layer.feed_forward(h))
+    np.testing.assert_allclose(layer(x).data, expected.data, atol=1e-12)
+    assert gradcheck(lambda x: layer(x), [x])
