@@ -155,3 +155,58 @@ def test_fused_module_checks_its_parts():
         quant.intrinsic.LinearReLU(nn.Conv2d(1, 1, 1), nn.ReLU())
     with pytest.raises(TypeError, match="expected an nn.Module"):
         quant.fuse_modules("model", [["1", "2"]])
+
+
+def _trained_bn(bn, channels, seed):
+    # running statistics and affine parameters away from their defaults
+    rng = np.random.default_rng(seed)
+    bn.running_mean.data[...] = rng.standard_normal(channels)
+    bn.running_var.data[...] = rng.random(channels) + 0.5
+    bn.weight.data[...] = rng.standard_normal(channels)
+    bn.bias.data[...] = rng.standard_normal(channels)
+    return bn
+
+
+def test_conv_bn_relu_folds_into_the_convolution():
+    mc.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), _trained_bn(nn.BatchNorm2d(4), 4, 0), nn.ReLU(),
+                          nn.Conv2d(4, 2, 1, bias=False), _trained_bn(nn.BatchNorm2d(2), 2, 1)).eval()
+    fused = quant.fuse_modules(model, [["0", "1", "2"], ["3", "4"]])
+    assert isinstance(fused[0], quant.intrinsic.ConvReLU2d) and isinstance(fused[3], nn.Conv2d)
+    assert isinstance(fused[1], nn.Identity) and isinstance(fused[4], nn.Identity)
+    x = mc.randn(2, 3, 5, 5)
+    np.testing.assert_allclose(fused(x).data, model(x).data, rtol=1e-5, atol=1e-5)
+    # the folding formula, by hand for one output channel
+    conv, bn = model[0], model[1]
+    s = bn.weight.data[2] / np.sqrt(bn.running_var.data[2] + bn.eps)
+    np.testing.assert_allclose(fused[0][0].weight.data[2], conv.weight.data[2] * s, rtol=1e-6)
+    np.testing.assert_allclose(fused[0][0].bias.data[2], (conv.bias.data[2] - bn.running_mean.data[2]) * s + bn.bias.data[2],
+                               rtol=1e-5)
+    linear = nn.Sequential(nn.Linear(5, 3), _trained_bn(nn.BatchNorm1d(3), 3, 2)).eval()
+    folded = quant.fuse_modules(linear, ["0", "1"])
+    v = mc.randn(4, 5)
+    np.testing.assert_allclose(folded(v).data, linear(v).data, rtol=1e-5, atol=1e-5)
+
+
+def test_bn_fusion_needs_eval_mode():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+    with pytest.raises(ValueError, match="eval mode"):
+        quant.fuse_modules(model, ["0", "1"])
+    with pytest.raises(ValueError, match="cannot fuse modules"):
+        quant.fuse_modules(nn.Sequential(nn.BatchNorm2d(4), nn.Conv2d(4, 4, 1)).eval(), ["0", "1"])
+
+
+def test_static_int8_after_conv_bn_relu_fusion_uses_the_whole_range():
+    mc.manual_seed(3)
+    model = nn.Sequential(quant.QuantStub(), nn.Conv2d(1, 4, 3, padding=1), _trained_bn(nn.BatchNorm2d(4), 4, 3),
+                          nn.ReLU(), quant.DeQuantStub()).eval()
+    fused = quant.fuse_modules(model, ["1", "2", "3"])
+    fused.qconfig = quant.get_default_qconfig()
+    prepared = quant.prepare(fused)
+    x = mc.rand(16, 1, 6, 6)
+    prepared(x)
+    int8 = quant.convert(prepared)
+    np.testing.assert_allclose(int8(x).data, model(x).data, atol=0.05 * float(np.abs(model(x).data).max()))
+    codes = int8[1](int8[0](x)).int_repr().data
+    # observed after the ReLU, the output codes use the whole range (0..127 with the x86 default reduce_range)
+    assert codes.min() == 0 and codes.max() >= 120

@@ -19,7 +19,7 @@ from . import modules as nn
 from .convert import (DEFAULT_DYNAMIC_QUANT_MODULE_MAPPINGS, DEFAULT_QAT_MODULE_MAPPINGS,
                       DEFAULT_STATIC_QUANT_MODULE_MAPPINGS, convert, prepare, prepare_qat, propagate_qconfig_,
                       quantize, quantize_dynamic, quantize_qat)
-from .fusion import fuse_known_modules, fuse_modules
+from .fusion import fuse_conv_bn_eval, fuse_known_modules, fuse_modules
 from .fake_quant import (FakeQuantize, default_fake_quant, default_per_channel_weight_fake_quant,
                          default_weight_fake_quant, disable_fake_quant, disable_observer, enable_fake_quant,
                          enable_observer, fake_quantize_per_channel_affine, fake_quantize_per_tensor_affine)
