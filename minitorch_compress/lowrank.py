@@ -16,7 +16,7 @@ import copy
 import numpy as np
 
 from .kernels import svd
-from .metrics import Table
+from .table import Table
 from .nn import Linear, Module, Sequential
 
 

@@ -15,68 +15,17 @@ Every function takes any ``nn.Module``. A pruned parameter counts as ``<name>_or
 under its own name (the mask buffer is training bookkeeping, not part of the model's size).
 """
 from collections import OrderedDict, namedtuple
-import keyword
 import statistics
 import time
 
 import numpy as np
 
 from .nn import Conv2d, Linear, Module
+from .prune.methods import dense_parameters
+from .table import Table  # noqa: F401  (metrics.Table, as the lessons print their results)
 from .tensor import Tensor, no_grad
 
 INDEX_BYTES = 4   # CSR column indices and row pointers are int32, as in sparse.CSRMatrix
-
-
-class Table:
-    """Rows under named columns, printed as an aligned text table.
-
-    ``formats`` maps a column to a format string such as ``"{:.1%}"``; ints print with
-    thousands separators. Rows are namedtuples; ``column(name)`` gives one column as a list.
-    """
-
-    def __init__(self, columns, rows, formats=None):
-        columns = list(columns)
-        bad = [c for c in columns if not (isinstance(c, str) and c.isidentifier()) or keyword.iskeyword(c)]
-        if bad:
-            raise ValueError(f"column names must be Python identifiers (they name row fields), got {bad}")
-        self.Row = namedtuple("Row", columns)
-        self.rows = [self.Row(*row) for row in rows]
-        self.formats = dict(formats or {})
-
-    @property
-    def columns(self):
-        return self.Row._fields
-
-    def column(self, name):
-        if name not in self.columns:
-            raise ValueError(f"unknown column {name!r}; the columns are {self.columns}")
-        return [getattr(row, name) for row in self.rows]
-
-    def __len__(self):
-        return len(self.rows)
-
-    def __iter__(self):
-        return iter(self.rows)
-
-    def __getitem__(self, index):
-        return self.rows[index]
-
-    def _cell(self, column, value):
-        if column in self.formats and value != "":
-            return self.formats[column].format(value)
-        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-            return f"{value:,}"
-        if isinstance(value, (float, np.floating)):
-            return f"{value:.4g}"
-        return str(value)
-
-    def __repr__(self):
-        cells = [list(self.columns)] + [[self._cell(c, v) for c, v in zip(self.columns, row)] for row in self.rows]
-        widths = [max(len(r[i]) for r in cells) for i in range(len(self.columns))]
-        lines = ["  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths)))
-                 for r in cells]
-        lines.insert(1, "  ".join("-" * w for w in widths))
-        return "\n".join(lines)
 
 
 def _check_model(model):
@@ -87,15 +36,8 @@ def _check_model(model):
 def parameters(model):
     """Every parameter as the forward pass uses it, by dotted name (pruned ones as orig * mask)."""
     _check_model(model)
-    result = OrderedDict()
-    for prefix, module in model.named_modules():
-        masks = dict(module.named_buffers(recurse=False))
-        for name, param in module.named_parameters(recurse=False):
-            value = param.data
-            if name.endswith("_orig") and name[:-5] + "_mask" in masks:
-                name, value = name[:-5], value * masks[name[:-5] + "_mask"].data
-            result[f"{prefix}.{name}" if prefix else name] = value
-    return result
+    return OrderedDict((name, param.data if mask is None else param.data * mask)
+                       for name, param, mask in dense_parameters(model))
 
 
 def count_parameters(model):

@@ -17,7 +17,7 @@ round can be retrained and checked later. Each retraining gets the same budget a
 import os
 
 from .. import prune
-from ..metrics import Table
+from ..table import Table
 from ..serialization import load, save
 from .controls import apply_masks, random_masks, reinitialized
 from .rewind import RewindPoint, rewind

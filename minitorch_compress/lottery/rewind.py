@@ -13,35 +13,29 @@ retraining: the mask zeroes their gradient.
 import numpy as np
 
 from ..nn import Module
+from ..prune.methods import dense_parameters
 from ..tensor import Tensor
-
-
-def _dense_name(name):
-    """'0.weight_orig' -> '0.weight': a pruned parameter under its unpruned name."""
-    return name[:-len("_orig")] if name.endswith("_orig") else name
 
 
 def dense_state(model):
     """A copy of every parameter's values under its unpruned name (the weights to rewind to)."""
     if not isinstance(model, Module):
         raise TypeError(f"expected an nn.Module, got {type(model).__name__}")
-    return {_dense_name(name): p.data.copy() for name, p in model.named_parameters()}
+    return {name: p.data.copy() for name, p, _ in dense_parameters(model)}
 
 
 def rewind(model, state):
     """Set every parameter of ``model`` to ``state`` (from ``dense_state``) times its pruning mask, in place."""
     if not isinstance(model, Module):
         raise TypeError(f"expected an nn.Module, got {type(model).__name__}")
-    buffers = dict(model.named_buffers())
-    params = {_dense_name(name): p for name, p in model.named_parameters()}
+    params = {name: (p, mask) for name, p, mask in dense_parameters(model)}
     if set(params) != set(state):
         raise ValueError(f"rewind: the model's parameters {sorted(params)} differ from the state's {sorted(state)}")
-    for name, param in params.items():
+    for name, (param, mask) in params.items():
         value = state[name].data if isinstance(state[name], Tensor) else np.asarray(state[name])
         if value.shape != param.shape:
             raise ValueError(f"rewind: {name!r} has shape {param.shape} in the model and {value.shape} in the state")
-        mask = buffers.get(name + "_mask")
-        np.copyto(param.data, value if mask is None else value * mask.data, casting="unsafe")
+        np.copyto(param.data, value if mask is None else value * mask, casting="unsafe")
 
 
 class RewindPoint:

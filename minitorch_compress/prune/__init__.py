@@ -19,7 +19,7 @@ from .methods import (
     BasePruningMethod, CustomFromMask, Identity, L1Unstructured, LnStructured, PruningContainer,
     RandomStructured, RandomUnstructured, custom_from_mask, global_unstructured, identity, is_pruned,
     l1_unstructured, ln_structured, pruned_parameters, pruned_tensor, random_structured,
-    random_unstructured, remove,
+    random_unstructured, remove, dense_parameters,
 )
 from .regrowth import SET
 from .schedules import AGP, Iterative, OneShot, Pruner, Schedule
@@ -32,7 +32,7 @@ __all__ = [
     "BasePruningMethod", "PruningContainer", "Identity", "RandomUnstructured", "L1Unstructured",
     "RandomStructured", "LnStructured", "CustomFromMask", "identity", "random_unstructured",
     "l1_unstructured", "random_structured", "ln_structured", "custom_from_mask", "global_unstructured",
-    "remove", "is_pruned", "pruned_parameters", "pruned_tensor",
+    "remove", "is_pruned", "pruned_parameters", "pruned_tensor", "dense_parameters",
     "Criterion", "AccumulatedCriterion", "Magnitude", "Random", "GradientMagnitude", "Movement",
     "Granularity", "Element", "Channel", "Block", "NM",
     "prunable_layers", "compute_masks", "prune_model", "weight_sparsity",

@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import functional as F
 from ..random import get_rng
-from .methods import pruned_tensor
+from .methods import dense_parameters, pruned_tensor
 
 
 def _module(model, layer):
@@ -76,16 +76,11 @@ class AccumulatedCriterion(Criterion):
         """This step's contribution for weights ``w`` (masked) and gradients ``g`` of the loss."""
 
     def on_after_backward(self, model, step):
-        for prefix, module in model.named_modules():
-            masks = dict(module.named_buffers(recurse=False))
-            for pname, param in module.named_parameters(recurse=False):
-                if param.grad is None:
-                    continue
-                pruned = pname.endswith("_orig") and pname[:-5] + "_mask" in masks
-                name = pname[:-5] if pruned else pname
-                key = f"{prefix}.{name}" if prefix else name
-                contribution = self.term(pruned_tensor(module, name), param.grad)
-                self._sums[key] = contribution if key not in self._sums else self._sums[key] + contribution
+        for key, param, mask in dense_parameters(model):
+            if param.grad is None:
+                continue
+            contribution = self.term(param.data if mask is None else param.data * mask, param.grad)
+            self._sums[key] = contribution if key not in self._sums else self._sums[key] + contribution
 
     def accumulate(self, model, loader, loss_fn=F.cross_entropy, batches=None):
         """Add the terms of up to ``batches`` batches of ``loader`` (forward and backward, no update)."""

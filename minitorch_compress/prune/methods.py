@@ -396,6 +396,22 @@ def is_pruned(module):
     return any(_pruning_hooks(m) for m in module.modules())
 
 
+def dense_parameters(model):
+    """``(name, parameter, mask)`` for every parameter of ``model``, by dotted name: a pruned one
+    (``<name>_orig`` with a ``<name>_mask`` buffer) under its unpruned name with its mask array,
+    any other with mask None. The one place that reads the ``_orig``/``_mask`` convention."""
+    _check_module(model)
+    result = []
+    for prefix, module in model.named_modules():
+        buffers = dict(module.named_buffers(recurse=False))
+        for name, param in module.named_parameters(recurse=False):
+            mask = None
+            if name.endswith("_orig") and name[:-5] + "_mask" in buffers:
+                name, mask = name[:-5], buffers[name[:-5] + "_mask"].data
+            result.append((f"{prefix}.{name}" if prefix else name, param, mask))
+    return result
+
+
 def pruned_parameters(model):
     """``(qualified_name, module, name)`` for every pruned parameter inside ``model``."""
     _check_module(model)

@@ -7,7 +7,7 @@ exclude or prune lightly.
 """
 import copy
 
-from ..metrics import Table
+from ..table import Table
 from .methods import custom_from_mask
 from .scope import compute_masks, prunable_layers
 
