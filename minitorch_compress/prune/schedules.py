@@ -19,7 +19,7 @@ step's target, and it forwards ``on_after_backward`` to a criterion that accumul
 from abc import ABC, abstractmethod
 from bisect import bisect_right
 
-from .scope import _check_sparsity, prune_model, weight_sparsity
+from .scope import check_sparsity, prune_model, weight_sparsity
 
 
 def _check_step(**values):
@@ -47,7 +47,7 @@ class Schedule(ABC):
 
 class OneShot(Schedule):
     def __init__(self, sparsity, step=0):
-        _check_sparsity(sparsity)
+        check_sparsity(sparsity)
         _check_step(step=step)
         self.final_sparsity, self.steps = sparsity, (step,)
 
@@ -57,7 +57,7 @@ class OneShot(Schedule):
 
 class Iterative(Schedule):
     def __init__(self, amount, rounds, every, begin_step=0):
-        _check_sparsity(amount, "amount")
+        check_sparsity(amount, "amount")
         _check_step(rounds=rounds, every=every, begin_step=begin_step)
         if every == 0 or rounds == 0:
             raise ValueError(f"rounds={rounds} and every={every} must be positive")
@@ -71,8 +71,8 @@ class Iterative(Schedule):
 
 class AGP(Schedule):
     def __init__(self, initial_sparsity, final_sparsity, begin_step, end_step, frequency):
-        _check_sparsity(initial_sparsity, "initial_sparsity")
-        _check_sparsity(final_sparsity, "final_sparsity")
+        check_sparsity(initial_sparsity, "initial_sparsity")
+        check_sparsity(final_sparsity, "final_sparsity")
         _check_step(begin_step=begin_step, end_step=end_step, frequency=frequency)
         if frequency == 0 or end_step <= begin_step or (end_step - begin_step) % frequency:
             raise ValueError(f"end_step - begin_step = {end_step} - {begin_step} must be a positive "

@@ -46,7 +46,7 @@ def _alive(module):
     return np.ones(module.weight.shape, dtype=bool) if mask is None else mask.data != 0
 
 
-def _check_sparsity(value, what="sparsity"):
+def check_sparsity(value, what="sparsity"):
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
         raise ValueError(f"{what}={value!r} must be a number in [0, 1]")
 
@@ -77,7 +77,7 @@ def compute_masks(model, sparsity, criterion=None, granularity=None, scope="loca
         targets = {name: sparsity for name in layers}
     for name, target in targets.items():
         if target is not None:
-            _check_sparsity(target, f"sparsity for layer {name!r}")
+            check_sparsity(target, f"sparsity for layer {name!r}")
 
     if scope == "local":
         return OrderedDict((name, granularity.local_mask(criterion.scores(model, name), _alive(layers[name]), target))

@@ -34,7 +34,7 @@ _OBSERVED = (QuantStub, nn.Linear, qat.Linear, nn.Conv2d, qat.Conv2d)  # layers 
 
 def _to_observe(module):
     """The modules ``prepare`` observes: QuantStubs, layers, and fused modules as a whole (not their insides)."""
-    if type(module) in _OBSERVED or isinstance(module, intrinsic._FusedModule):
+    if type(module) in _OBSERVED or isinstance(module, intrinsic.FusedModule):
         return [module]
     return [m for child in module.children() for m in _to_observe(child)]
 

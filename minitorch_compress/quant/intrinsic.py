@@ -10,7 +10,7 @@ their requantization, as FBGEMM and XNNPACK do.
 from .. import nn
 
 
-class _FusedModule(nn.Sequential):
+class FusedModule(nn.Sequential):
     """A Sequential that ``prepare`` treats as one layer: one output observer, after the last module."""
 
     _TYPES = ()
@@ -23,7 +23,7 @@ class _FusedModule(nn.Sequential):
         super().__init__(*modules)
 
 
-class LinearReLU(_FusedModule):
+class LinearReLU(FusedModule):
     """``relu(linear(x))``: an ``nn.Linear`` then an ``nn.ReLU``, fused (``torch.ao.nn.intrinsic.LinearReLU``)."""
 
     _TYPES = (nn.Linear, nn.ReLU)
@@ -32,7 +32,7 @@ class LinearReLU(_FusedModule):
         super().__init__(linear, relu)
 
 
-class ConvReLU2d(_FusedModule):
+class ConvReLU2d(FusedModule):
     """``relu(conv(x))``: an ``nn.Conv2d`` then an ``nn.ReLU``, fused (``torch.ao.nn.intrinsic.ConvReLU2d``)."""
 
     _TYPES = (nn.Conv2d, nn.ReLU)

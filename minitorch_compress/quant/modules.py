@@ -27,10 +27,10 @@ from ..kernels.quantize import quantize_checked
 from ..nn import Module
 from ..tensor import Tensor
 from ..validation import as_pair
-from .intrinsic import _FusedModule
+from .intrinsic import FusedModule
 from .observers import default_weight_observer
 from .qtensor import QTensor, check_scale, check_zero_point, dtype_range, quantize_array
-from .stubs import _OutputQParams
+from .stubs import OutputQParams
 
 _INT32_RANGE = (-2 ** 31, 2 ** 31 - 1)
 SMALL_SCALE_THRESHOLD = 6.1e-5
@@ -67,7 +67,7 @@ def _weight_params(qweight):
     return qweight.q_per_channel_scales().data, qweight.q_per_channel_zero_points().data
 
 
-class _PackedLayer(Module):
+class PackedLayer(Module):
     """An int8 weight packed once for the kernel as an (out, fan_in) matrix, and a float32 bias."""
 
     def _init_weight(self, weight_shape, bias):
@@ -91,7 +91,7 @@ class _PackedLayer(Module):
         self._bias = bias
         # scales, zero points and bias checked and converted once, not on every call
         self._epilogue = Epilogue(qweight.shape[0], self._w_scale, self._w_zero_point, bias)
-        self._epilogue_for = (None, None)  # (input scale, its epilogue), see _StaticLayer
+        self._epilogue_for = (None, None)  # (input scale, its epilogue), see StaticLayer
 
     def _save_to_state_dict(self, destination, prefix):
         super()._save_to_state_dict(destination, prefix)
@@ -130,7 +130,7 @@ class _PackedLayer(Module):
         self.weight_quant_range = (weight_observer.quant_min, weight_observer.quant_max)
 
 
-class _StaticLayer(_OutputQParams, _PackedLayer):
+class StaticLayer(OutputQParams, PackedLayer):
     """QTensor (quint8) in, QTensor (quint8) out: the output's scale and zero point were fixed at
     calibration, by the observer that watched the float layer's output; outputs are clamped to
     its [quant_min, quant_max]."""
@@ -152,7 +152,7 @@ class _StaticLayer(_OutputQParams, _PackedLayer):
                              f"run calibration batches through the prepared model before convert()")
         if output_observer.dtype != "quint8":
             raise ValueError(f"quantized layers output quint8; the output observer has dtype {output_observer.dtype}")
-        if isinstance(mod, _FusedModule):  # as PyTorch: the pair's output observer, the first module's weight
+        if isinstance(mod, FusedModule):  # as PyTorch: the pair's output observer, the first module's weight
             mod = mod[0]
         if hasattr(mod, "weight_fake_quant"):  # QAT: the fake quantizer has watched the weight all along
             weight_observer = mod.weight_fake_quant
@@ -198,7 +198,7 @@ class _StaticLayer(_OutputQParams, _PackedLayer):
         return f"qscheme={self._qweight.qscheme()}, scale={self.scale:.6g}, zero_point={self.zero_point}"
 
 
-class Linear(_StaticLayer):
+class Linear(StaticLayer):
     """Static int8 Linear: y = x W^T + b with quint8 x and y, int8 W, int32 accumulation."""
 
     def __init__(self, in_features, out_features, bias=True):
@@ -226,7 +226,7 @@ def _check_features(layer, shape):
         raise ValueError(f"{type(layer).__name__}: input shape {shape} does not fit in_features={layer.in_features}")
 
 
-class Conv2d(_StaticLayer):
+class Conv2d(StaticLayer):
     """Static int8 convolution (NCHW): every patch of the integer input becomes a row (im2col,
     padding with the zero point, which stands for 0), then one int8 product with the packed
     (out_channels, in_channels * kh * kw) weight, as ``F.conv2d`` does in float."""
@@ -307,7 +307,7 @@ def choose_qparams(min_val, max_val, qmin=0, qmax=255, reduce_range=False):
     return scale, zero_point
 
 
-class DynamicLinear(_PackedLayer):
+class DynamicLinear(PackedLayer):
     """Dynamic int8 Linear: float in, float out; int8 weights, activations quantized per batch.
 
     Each call quantizes the batch to quint8 with ``choose_qparams`` (over 0..127 with

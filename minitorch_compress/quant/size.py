@@ -23,7 +23,7 @@ import numpy as np
 from ..metrics import INDEX_BYTES, parameters
 from ..sparse import SparseLinear
 from .kmeans import KMeansQuantization
-from .modules import _PackedLayer, _StaticLayer
+from .modules import PackedLayer, StaticLayer
 from .stubs import Quantize
 
 FORMATS = ("dense", "csr")
@@ -56,7 +56,7 @@ def array_bytes(nonzero, value_bits, format):
 
 def _module_items(module, format):
     """(what, bytes) for the compressed arrays ``module`` itself (not its children) stores."""
-    if isinstance(module, _PackedLayer):
+    if isinstance(module, PackedLayer):
         qweight = module.weight()
         codes = qweight.int_repr().data
         if qweight.qscheme() == "per_tensor_affine":
@@ -68,7 +68,7 @@ def _module_items(module, format):
         yield "weight qparams", n_params * (SCALE_BYTES + ZERO_POINT_BYTES)
         if module.bias() is not None:
             yield "bias", packed_bytes(module.bias().size, FLOAT_BITS)
-        if isinstance(module, _StaticLayer):
+        if isinstance(module, StaticLayer):
             yield "output qparams", SCALE_BYTES + ZERO_POINT_BYTES
     elif isinstance(module, Quantize):
         yield "qparams", SCALE_BYTES + ZERO_POINT_BYTES

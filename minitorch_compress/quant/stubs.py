@@ -31,7 +31,7 @@ class DeQuantStub(_Stub):
     """Identity in the float model; becomes ``DeQuantize`` after ``convert``."""
 
 
-class _OutputQParams:
+class OutputQParams:
     """Keeps the output ``scale`` and ``zero_point`` (float64 and int64 scalars) in the state dict, as
     PyTorch's ``Quantize`` and quantized layers do: calibration chose them. The range
     [quant_min, quant_max] and the dtype come with the module, as its qconfig set them."""
@@ -53,7 +53,7 @@ class _OutputQParams:
         return load
 
 
-class Quantize(_OutputQParams, Module):
+class Quantize(OutputQParams, Module):
     """Float Tensor -> QTensor with a fixed scale and zero point, clamped to [quant_min, quant_max].
 
     The range defaults to the dtype's; a narrower one (from a b-bit observer) keeps b-bit codes.
