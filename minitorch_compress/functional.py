@@ -378,27 +378,34 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         mean, var = stats[0].astype(x.dtype), stats[1].astype(x.dtype)
         centred = x.data - mean.reshape(shape)
     inv_std = (1 / np.sqrt(var + eps)).astype(x.dtype).reshape(shape)
+    return _scale_and_shift(x, centred, inv_std, weight, bias, axes, shape, axes, training or stats[0] is None)
+
+
+def _scale_and_shift(x, centred, inv_std, weight, bias, stat_axes, param_shape, param_axes, batch_stats):
+    """The normalisation layers' common end, y = x_hat * weight + bias with x_hat = centred * inv_std,
+    and its backward. With g' = g * weight: dx = inv_std (g' - mean(g') - x_hat mean(g' x_hat)), means
+    over ``stat_axes``, when the mean and variance were computed from x (``batch_stats``), else
+    dx = g' inv_std; d weight = sum(g x_hat) and d bias = sum(g) over ``param_axes``."""
     normed = centred * inv_std
-    out = normed * weight.data.reshape(shape) if weight is not None else normed.copy()
+    scale = None if weight is None else weight.data.reshape(param_shape)
+    out = normed * scale if scale is not None else normed.copy()
     if bias is not None:
-        out += bias.data.reshape(shape)
-    batch_stats = training or stats[0] is None
+        out += bias.data.reshape(param_shape)
 
     def backward(g):
-        gn = g * weight.data.reshape(shape) if weight is not None else g
-        if batch_stats:   # the batch's mean and variance depend on x too
-            gx = inv_std * (gn - gn.mean(axis=axes, keepdims=True)
-                            - normed * (gn * normed).mean(axis=axes, keepdims=True))
+        gn = g * scale if scale is not None else g
+        if batch_stats:   # the mean and variance depend on x too
+            gx = inv_std * (gn - gn.mean(axis=stat_axes, keepdims=True)
+                            - normed * (gn * normed).mean(axis=stat_axes, keepdims=True))
         else:
             gx = gn * inv_std
         grads = (gx,)
         if weight is not None:
-            grads += ((g * normed).sum(axis=axes),)
+            grads += ((g * normed).sum(axis=param_axes),)
         if bias is not None:
-            grads += (g.sum(axis=axes),)
+            grads += (g.sum(axis=param_axes),)
         return grads
-    parents = (x,) + tuple(p for p in (weight, bias) if p is not None)
-    return op_result(out, parents, backward)
+    return op_result(out, (x,) + tuple(p for p in (weight, bias) if p is not None), backward)
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
@@ -414,23 +421,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     axes = tuple(range(x.ndim - len(shape), x.ndim))
     centred = x.data - x.data.mean(axis=axes, keepdims=True, dtype=x.dtype)
     inv_std = (1 / np.sqrt((centred * centred).mean(axis=axes, keepdims=True, dtype=x.dtype) + eps)).astype(x.dtype)
-    normed = centred * inv_std
-    out = normed * weight.data if weight is not None else normed.copy()
-    if bias is not None:
-        out += bias.data
-    batch = tuple(range(x.ndim - len(shape)))
-
-    def backward(g):
-        gn = g * weight.data if weight is not None else g
-        gx = inv_std * (gn - gn.mean(axis=axes, keepdims=True) - normed * (gn * normed).mean(axis=axes, keepdims=True))
-        grads = (gx,)
-        if weight is not None:
-            grads += ((g * normed).sum(axis=batch),)
-        if bias is not None:
-            grads += (g.sum(axis=batch),)
-        return grads
-    parents = (x,) + tuple(p for p in (weight, bias) if p is not None)
-    return op_result(out, parents, backward)
+    return _scale_and_shift(x, centred, inv_std, weight, bias, axes, shape, tuple(range(x.ndim - len(shape))), True)
 
 
 def embedding(input, weight, padding_idx=None):
