@@ -21,6 +21,7 @@ import numpy as np
 
 from ..random import get_rng
 from ..tensor import tensor
+from ..validation import check_positive
 
 SPLIT_SEED = 0
 VALIDATION_SEED = 1
@@ -105,8 +106,7 @@ def labelled_subset(dataset, per_class, seed=0):
     """(labelled, unlabelled): ``per_class`` examples of each class drawn from ``dataset`` (with a
     generator seeded by ``seed``, independent of ``mc.manual_seed``), and all the others. Drawn
     from the training split, the labelled set never touches validation or test."""
-    if isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer)) or per_class < 1:
-        raise ValueError(f"per_class must be a positive int, got {per_class!r}")
+    check_positive(per_class=per_class)
     rng = np.random.default_rng(seed)
     chosen = []
     for label in np.unique(dataset.y):
@@ -150,8 +150,7 @@ class DataLoader:
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, seed=None, drop_last=False, transform=None):
-        if not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        check_positive(batch_size=batch_size)
         self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, int(batch_size), shuffle, drop_last
         self.transform = transform
         self._rng = np.random.default_rng(seed) if seed is not None else None

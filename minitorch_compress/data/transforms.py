@@ -22,6 +22,7 @@ import numpy as np
 from ..kernels.transcendental import exp, log
 from ..random import get_rng
 from ..tensor import Tensor, tensor
+from ..validation import check_int
 
 
 def _uniform(low, high, n):
@@ -145,9 +146,7 @@ class RandomShift:
     the cheapest label-preserving jitter for centred digits."""
 
     def __init__(self, max_shift):
-        if not isinstance(max_shift, int) or max_shift < 0:
-            raise ValueError(f"max_shift must be a non-negative int, got {max_shift!r}")
-        self.max_shift = max_shift
+        self.max_shift = check_int("max_shift", max_shift, 0)
 
     def __call__(self, images):
         images = _images(images)

@@ -19,6 +19,7 @@ import os
 from .. import prune
 from ..table import Table
 from ..serialization import load, save
+from ..validation import check_non_negative
 from .controls import apply_masks, random_masks, reinitialized
 from .rewind import RewindPoint, rewind
 
@@ -101,8 +102,7 @@ class IterativeMagnitudePruning:
         Returns ``record``, a table of the fraction of weights remaining and the accuracy of the
         ticket and (with ``controls``) of the random-reinit and random-mask controls per round.
         """
-        if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
-            raise ValueError(f"rounds must be a non-negative int, got {rounds!r}")
+        check_non_negative(rounds=rounds)
         os.makedirs(self.directory, exist_ok=True)
         model, point = self.make_model(), RewindPoint(self.rewind_iteration)
         self.train(model, [point])

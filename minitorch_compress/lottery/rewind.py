@@ -15,6 +15,7 @@ import numpy as np
 from ..nn import Module
 from ..prune.methods import dense_parameters
 from ..tensor import Tensor
+from ..validation import check_int
 
 
 def dense_state(model):
@@ -43,9 +44,7 @@ class RewindPoint:
     (0: before training starts). ``state`` is None until then."""
 
     def __init__(self, iteration=0):
-        if isinstance(iteration, bool) or not isinstance(iteration, int) or iteration < 0:
-            raise ValueError(f"rewind iteration must be a non-negative int, got {iteration!r}")
-        self.iteration, self.state = iteration, None
+        self.iteration, self.state = check_int("rewind iteration", iteration, 0), None
 
     def on_train_begin(self, model):
         if self.iteration == 0:

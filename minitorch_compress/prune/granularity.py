@@ -22,11 +22,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-
-def _check_int(**values):
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+from ..validation import check_positive
 
 
 def group_scores(ids, scores, alive):
@@ -78,7 +74,7 @@ class Channel(Granularity):
 
 class Block(Granularity):
     def __init__(self, rows, cols):
-        _check_int(rows=rows, cols=cols)
+        check_positive(rows=rows, cols=cols)
         self.rows, self.cols = rows, cols
 
     def group_ids(self, shape):
@@ -92,7 +88,7 @@ class Block(Granularity):
 
 class NM(Granularity):
     def __init__(self, n=2, m=4):
-        _check_int(n=n, m=m)
+        check_positive(n=n, m=m)
         if n > m:
             raise ValueError(f"N:M sparsity needs n <= m, got n={n}, m={m}")
         self.n, self.m = n, m

@@ -19,13 +19,8 @@ step's target, and it forwards ``on_after_backward`` to a criterion that accumul
 from abc import ABC, abstractmethod
 from bisect import bisect_right
 
+from ..validation import check_non_negative
 from .scope import check_sparsity, prune_model, weight_sparsity
-
-
-def _check_step(**values):
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name} must be a non-negative int, got {value!r}")
 
 
 class Schedule(ABC):
@@ -48,7 +43,7 @@ class Schedule(ABC):
 class OneShot(Schedule):
     def __init__(self, sparsity, step=0):
         check_sparsity(sparsity)
-        _check_step(step=step)
+        check_non_negative(step=step)
         self.final_sparsity, self.steps = sparsity, (step,)
 
     def sparsity(self, step):
@@ -58,7 +53,7 @@ class OneShot(Schedule):
 class Iterative(Schedule):
     def __init__(self, amount, rounds, every, begin_step=0):
         check_sparsity(amount, "amount")
-        _check_step(rounds=rounds, every=every, begin_step=begin_step)
+        check_non_negative(rounds=rounds, every=every, begin_step=begin_step)
         if every == 0 or rounds == 0:
             raise ValueError(f"rounds={rounds} and every={every} must be positive")
         self.amount, self.every, self.begin_step = amount, every, begin_step
@@ -73,7 +68,7 @@ class AGP(Schedule):
     def __init__(self, initial_sparsity, final_sparsity, begin_step, end_step, frequency):
         check_sparsity(initial_sparsity, "initial_sparsity")
         check_sparsity(final_sparsity, "final_sparsity")
-        _check_step(begin_step=begin_step, end_step=end_step, frequency=frequency)
+        check_non_negative(begin_step=begin_step, end_step=end_step, frequency=frequency)
         if frequency == 0 or end_step <= begin_step or (end_step - begin_step) % frequency:
             raise ValueError(f"end_step - begin_step = {end_step} - {begin_step} must be a positive "
                              f"multiple of frequency={frequency}")
