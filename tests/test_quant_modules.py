@@ -76,12 +76,18 @@ def test_int8_model_matches_its_fake_quant_twin_to_one_step():
     for _ in range(3):
         twin(mc.randn(32, 16))
     twin.apply(quant.disable_observer)
-    x = mc.randn(300, 16)
+    qmodel = quant.convert(twin)
+    # the twin clamps codes to its fake quantizers' 0..127; the int8 model to quint8's 0..255, as
+    # PyTorch's Quantize and quantized layers do. So: inputs inside the input's 0..127, and outputs
+    # clamped alike
+    s_x, z_x = qmodel[0].scale, qmodel[0].zero_point
+    x = mc.tensor(np.clip(mc.randn(300, 16).data, -z_x * s_x, (127 - z_x) * s_x))
     with mc.no_grad():
         fake = twin(x).data
-    qmodel = quant.convert(twin)
-    step = qmodel[1].scale
-    assert np.abs(qmodel(x).data - fake).max() <= step * (1 + 1e-5)
+    step, zero_point = qmodel[1].scale, qmodel[1].zero_point
+    assert (qmodel[1](qmodel[0](x)).int_repr().data > 127).any()
+    int8_in_twin_range = np.clip(qmodel(x).data, -zero_point * step, (127 - zero_point) * step)
+    assert np.abs(int8_in_twin_range - fake).max() <= step * (1 + 1e-5)
 
 
 def test_quantized_relu_keeps_scale_and_clamps_at_the_zero_point():
@@ -237,6 +243,6 @@ def test_a_checkpoint_that_does_not_fit_raises_naming_the_key_and_changes_nothin
         fresh.load_state_dict(state)
     state = qmodel.state_dict()
     state["0.zero_point"] = mc.tensor(np.int64(300))
-    with pytest.raises(ValueError, match=r"0.zero_point=300 is outside the quantized range \[0, 127\]"):  # reduce_range
+    with pytest.raises(ValueError, match=r"0.zero_point=300 is outside the quantized range \[0, 255\]"):
         fresh.load_state_dict(state)
     np.testing.assert_array_equal(fresh(x).data, before)

@@ -103,6 +103,10 @@ class FakeQuantize(Module):
     def calibrated(self):
         return self.activation_post_process.calibrated
 
+    @property
+    def clamp_to_quant_range(self):
+        return self.activation_post_process.clamp_to_quant_range
+
     def calculate_qparams(self):
         return self.activation_post_process.calculate_qparams()
 

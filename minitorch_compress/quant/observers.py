@@ -13,6 +13,11 @@ integer range [qmin, qmax]::
 
 ``eps`` is float32's machine epsilon, so an all-zero tensor gets a tiny scale instead of 0.
 Arithmetic is float32, as in PyTorch.
+
+[qmin, qmax] chooses the scale; the converted model clamps its codes to the dtype's whole range
+(``code_range``), as PyTorch does: an input beyond the calibrated range of PyTorch's x86 defaults
+(0..127) gets codes up to 255. ``clamp_to_quant_range=True`` (beyond PyTorch; what
+``qconfig_for_bits`` sets) clamps them to [qmin, qmax] instead, so that b bits give b-bit codes.
 """
 import functools
 import warnings
@@ -66,13 +71,22 @@ def calculate_qmin_qmax(quant_min, quant_max, dtype, reduce_range):
     return (quant_min // 2, quant_max // 2) if reduce_range else (quant_min, quant_max)
 
 
+def code_range(observer):
+    """The [min, max] a converted model clamps codes to: the dtype's (PyTorch's ``quantize_per_tensor``
+    and quantized layers), or the observer's [quant_min, quant_max] if it has ``clamp_to_quant_range``."""
+    if getattr(observer, "clamp_to_quant_range", False):
+        return observer.quant_min, observer.quant_max
+    return dtype_range(observer.dtype)
+
+
 class ObserverBase(Module):
     """Records statistics in ``forward`` and computes ``(scale, zero_point)`` in ``calculate_qparams``."""
 
     with_args = classmethod(with_args)
 
     def __init__(self, dtype="quint8", qscheme="per_tensor_affine", reduce_range=False,
-                 quant_min=None, quant_max=None, eps=EPS):
+                 quant_min=None, quant_max=None, eps=EPS,
+                 clamp_to_quant_range=False):
         super().__init__()
         self.dtype = check_dtype(dtype)
         if qscheme not in QSCHEMES:
@@ -84,6 +98,7 @@ class ObserverBase(Module):
         self.qscheme, self.reduce_range, self.eps = qscheme, reduce_range, np.float32(eps)
         self.has_customized_qrange = quant_min is not None and quant_max is not None
         self.quant_min, self.quant_max = calculate_qmin_qmax(quant_min, quant_max, dtype, reduce_range)
+        self.clamp_to_quant_range = bool(clamp_to_quant_range)
 
     def _calculate_qparams(self, min_val, max_val):
         """PyTorch's ``_calculate_qparams``: float32 scale and int64 zero point, one per channel."""
@@ -128,10 +143,11 @@ class MinMaxObserver(ObserverBase):
     """Running minimum and maximum of everything seen: x_min = min(x_min, min X), x_max likewise."""
 
     def __init__(self, dtype="quint8", qscheme="per_tensor_affine", reduce_range=False,
-                 quant_min=None, quant_max=None, eps=EPS):
+                 quant_min=None, quant_max=None, eps=EPS,
+                 clamp_to_quant_range=False):
         if qscheme.startswith("per_channel"):
             raise ValueError(f"{type(self).__name__} is per tensor; use PerChannelMinMaxObserver for {qscheme!r}")
-        super().__init__(dtype, qscheme, reduce_range, quant_min, quant_max, eps)
+        super().__init__(dtype, qscheme, reduce_range, quant_min, quant_max, eps, clamp_to_quant_range)
         self.register_buffer("min_val", Tensor(np.array(np.inf, np.float32)))
         self.register_buffer("max_val", Tensor(np.array(-np.inf, np.float32)))
 
@@ -158,10 +174,11 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
     """
 
     def __init__(self, averaging_constant=0.01, dtype="quint8", qscheme="per_tensor_affine", reduce_range=False,
-                 quant_min=None, quant_max=None, eps=EPS):
+                 quant_min=None, quant_max=None, eps=EPS,
+                 clamp_to_quant_range=False):
         if not 0 < averaging_constant <= 1:
             raise ValueError(f"averaging_constant={averaging_constant} must be in (0, 1]")
-        super().__init__(dtype, qscheme, reduce_range, quant_min, quant_max, eps)
+        super().__init__(dtype, qscheme, reduce_range, quant_min, quant_max, eps, clamp_to_quant_range)
         self.averaging_constant = averaging_constant
 
     def _update(self, lo, hi):
@@ -177,10 +194,11 @@ class PerChannelMinMaxObserver(ObserverBase):
     """Running min and max of each slice along ``ch_axis`` (e.g. each output row of a weight)."""
 
     def __init__(self, ch_axis=0, dtype="quint8", qscheme="per_channel_affine", reduce_range=False,
-                 quant_min=None, quant_max=None, eps=EPS):
+                 quant_min=None, quant_max=None, eps=EPS,
+                 clamp_to_quant_range=False):
         if not qscheme.startswith("per_channel"):
             raise ValueError(f"{type(self).__name__} is per channel; use MinMaxObserver for {qscheme!r}")
-        super().__init__(dtype, qscheme, reduce_range, quant_min, quant_max, eps)
+        super().__init__(dtype, qscheme, reduce_range, quant_min, quant_max, eps, clamp_to_quant_range)
         self.ch_axis = ch_axis
         self.register_buffer("min_val", Tensor(np.zeros(0, np.float32)))
         self.register_buffer("max_val", Tensor(np.zeros(0, np.float32)))
@@ -214,10 +232,11 @@ class MovingAveragePerChannelMinMaxObserver(PerChannelMinMaxObserver):
     """Per-channel moving averages of min and max (what PyTorch's per-channel QAT weights use)."""
 
     def __init__(self, averaging_constant=0.01, ch_axis=0, dtype="quint8", qscheme="per_channel_affine",
-                 reduce_range=False, quant_min=None, quant_max=None, eps=EPS):
+                 reduce_range=False, quant_min=None, quant_max=None, eps=EPS,
+                 clamp_to_quant_range=False):
         if not 0 < averaging_constant <= 1:
             raise ValueError(f"averaging_constant={averaging_constant} must be in (0, 1]")
-        super().__init__(ch_axis, dtype, qscheme, reduce_range, quant_min, quant_max, eps)
+        super().__init__(ch_axis, dtype, qscheme, reduce_range, quant_min, quant_max, eps, clamp_to_quant_range)
         self.averaging_constant = averaging_constant
 
     def _update(self, lo, hi):
@@ -250,12 +269,13 @@ class HistogramObserver(ObserverBase):
     """
 
     def __init__(self, bins=2048, dtype="quint8", qscheme="per_tensor_affine", reduce_range=False,
-                 quant_min=None, quant_max=None, eps=EPS):
+                 quant_min=None, quant_max=None, eps=EPS,
+                 clamp_to_quant_range=False):
         if qscheme.startswith("per_channel"):
             raise ValueError(f"HistogramObserver is per tensor, got qscheme {qscheme!r}")
         if not isinstance(bins, int) or bins < 1:
             raise ValueError(f"bins={bins!r} must be a positive int")
-        super().__init__(dtype, qscheme, reduce_range, quant_min, quant_max, eps)
+        super().__init__(dtype, qscheme, reduce_range, quant_min, quant_max, eps, clamp_to_quant_range)
         self.bins, self.upsample_rate, self.dst_nbins = bins, 16, 2 ** 8
         self.register_buffer("histogram", Tensor(np.zeros(bins, np.float32)))
         self.register_buffer("min_val", Tensor(np.array(np.inf, np.float32)))

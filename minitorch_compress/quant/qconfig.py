@@ -60,13 +60,16 @@ def qconfig_for_bits(weight_bits=8, activation_bits=8, per_channel=False, qat=Fa
 
     Weights use qint8 over [-2^(b-1), 2^(b-1) - 1], per tensor or per output channel; activations
     quint8 over [0, 2^a - 1] with min/max observers (PTQ) or moving-average fake quantizers (QAT).
-    At 8/8 bits and per tensor this is PyTorch's recipe without ``reduce_range``.
+    The observers have ``clamp_to_quant_range``, so the converted model keeps b-bit codes (PyTorch's
+    custom ranges only choose the scale and clamp to the dtype's range). At 8/8 bits and per tensor
+    this is PyTorch's recipe without ``reduce_range``.
     """
     for name, bits in (("weight_bits", weight_bits), ("activation_bits", activation_bits)):
         if not isinstance(bits, int) or not 2 <= bits <= 8:
             raise ValueError(f"{name}={bits!r} must be an int from 2 to 8")
-    w_range = dict(quant_min=-2 ** (weight_bits - 1), quant_max=2 ** (weight_bits - 1) - 1, dtype="qint8")
-    a_range = dict(quant_min=0, quant_max=2 ** activation_bits - 1, dtype="quint8")
+    w_range = dict(quant_min=-2 ** (weight_bits - 1), quant_max=2 ** (weight_bits - 1) - 1, dtype="qint8",
+                   clamp_to_quant_range=True)
+    a_range = dict(quant_min=0, quant_max=2 ** activation_bits - 1, dtype="quint8", clamp_to_quant_range=True)
     if per_channel:
         w_kind = dict(qscheme="per_channel_symmetric", ch_axis=0)
         w_observer = MovingAveragePerChannelMinMaxObserver if qat else PerChannelMinMaxObserver

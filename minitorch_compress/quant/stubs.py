@@ -10,6 +10,7 @@ import numpy as np
 from ..kernels.quantize import quantize_checked
 from ..nn import Module
 from ..tensor import Tensor
+from .observers import code_range
 from .qtensor import DTYPES, QTensor, check_scale, check_zero_point, dtype_range
 
 
@@ -56,7 +57,8 @@ class OutputQParams:
 class Quantize(OutputQParams, Module):
     """Float Tensor -> QTensor with a fixed scale and zero point, clamped to [quant_min, quant_max].
 
-    The range defaults to the dtype's; a narrower one (from a b-bit observer) keeps b-bit codes.
+    The range defaults to the dtype's (as ``torch.quantize_per_tensor``); a narrower one (from an
+    observer with ``clamp_to_quant_range``, see ``observers.code_range``) keeps b-bit codes.
     """
 
     def __init__(self, scale, zero_point, dtype="quint8", quant_min=None, quant_max=None):
@@ -70,13 +72,13 @@ class Quantize(OutputQParams, Module):
 
     @classmethod
     def from_float(cls, stub):
-        """From a prepared ``QuantStub``: its observer's scale, zero point and range."""
+        """From a prepared ``QuantStub``: its observer's scale and zero point, and ``code_range``."""
         observer = getattr(stub, "activation_post_process", None)
         if observer is None or not observer.calibrated:
             raise ValueError("the QuantStub has no calibrated observer: call prepare() (or prepare_qat()) and run "
                              "calibration data through the model before convert()")
         scale, zero_point = observer.calculate_qparams()
-        return cls(scale.data, zero_point.data, observer.dtype, observer.quant_min, observer.quant_max)
+        return cls(scale.data, zero_point.data, observer.dtype, *code_range(observer))
 
     def forward(self, x):
         if not isinstance(x, Tensor):
