@@ -5,7 +5,8 @@
   ``HistogramObserver`` choose scale and zero point from the values they see.
 - ``fake_quant``: ``fake_quantize_per_tensor_affine`` and ``FakeQuantize`` (straight-through estimator).
 - ``fusion``, ``intrinsic``: ``fuse_modules`` turns a Linear (Conv2d) and the ReLU after it into one
-  ``intrinsic.LinearReLU`` (``ConvReLU2d``), so that the output is observed after the ReLU.
+  ``intrinsic.LinearReLU`` (``ConvReLU2d``), so that the output is observed after the ReLU; a
+  BatchNorm is folded in eval mode, or kept for QAT by ``fuse_modules_qat`` (``qat.ConvBn2d``).
 - ``qconfig``, ``stubs``, ``qat``, ``modules``, ``convert``: the workflow ``prepare`` -> calibrate ->
   ``convert``, ``prepare_qat`` -> train -> ``convert``, and ``quantize_dynamic``. Converted layers
   (``quant.nn.Linear``, ``quant.nn.Conv2d``, ``quant.nn.DynamicLinear``) run on the int8 kernel.
@@ -19,7 +20,7 @@ from . import modules as nn
 from .convert import (DEFAULT_DYNAMIC_QUANT_MODULE_MAPPINGS, DEFAULT_QAT_MODULE_MAPPINGS,
                       DEFAULT_STATIC_QUANT_MODULE_MAPPINGS, convert, prepare, prepare_qat, propagate_qconfig_,
                       quantize, quantize_dynamic, quantize_qat)
-from .fusion import fuse_conv_bn_eval, fuse_known_modules, fuse_modules
+from .fusion import fuse_conv_bn_eval, fuse_conv_bn_weights, fuse_known_modules, fuse_modules, fuse_modules_qat
 from .fake_quant import (FakeQuantize, default_fake_quant, default_per_channel_weight_fake_quant,
                          default_weight_fake_quant, disable_fake_quant, disable_observer, enable_fake_quant,
                          enable_observer, fake_quantize_per_channel_affine, fake_quantize_per_tensor_affine)

@@ -26,10 +26,12 @@ DEFAULT_STATIC_QUANT_MODULE_MAPPINGS = {
     nn.Conv2d: modules.Conv2d, qat.Conv2d: modules.Conv2d, nn.ReLU: modules.ReLU,
     nn.MaxPool2d: modules.MaxPool2d, nn.Flatten: modules.Flatten,
     intrinsic.LinearReLU: modules.LinearReLU, intrinsic.ConvReLU2d: modules.ConvReLU2d,
+    qat.ConvBn2d: modules.Conv2d, qat.ConvBnReLU2d: modules.ConvReLU2d,   # the BatchNorm folded (from_float)
 }
-DEFAULT_QAT_MODULE_MAPPINGS = {nn.Linear: qat.Linear, nn.Conv2d: qat.Conv2d}
+DEFAULT_QAT_MODULE_MAPPINGS = {nn.Linear: qat.Linear, nn.Conv2d: qat.Conv2d, intrinsic.ConvBn2d: qat.ConvBn2d,
+                               intrinsic.ConvBnReLU2d: qat.ConvBnReLU2d}
 DEFAULT_DYNAMIC_QUANT_MODULE_MAPPINGS = {nn.Linear: modules.DynamicLinear}
-_OBSERVED = (QuantStub, nn.Linear, qat.Linear, nn.Conv2d, qat.Conv2d)  # layers whose output scale convert needs
+_OBSERVED = (QuantStub, nn.Linear, qat.Linear, nn.Conv2d, qat.Conv2d, qat.ConvBn2d, qat.ConvBnReLU2d)  # layers whose output scale convert needs
 
 
 def _to_observe(module):

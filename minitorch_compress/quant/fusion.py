@@ -14,13 +14,33 @@ Supported groups: (Linear, ReLU), (Conv2d, ReLU), and in eval mode (Conv2d, Batc
 (Conv2d, BatchNorm2d, ReLU) and (Linear, BatchNorm1d), whose BatchNorm is folded into the layer
 (``fuse_conv_bn_eval``). As in PyTorch, the forward pre-hooks of the first module and the forward
 hooks of the last move to the fused module.
+
+For quantization-aware training, ``fuse_modules_qat`` (a model in training mode) keeps the
+BatchNorm: (Conv2d, BatchNorm2d(, ReLU)) become ``intrinsic.ConvBn2d`` (``ConvBnReLU2d``), which
+``prepare_qat`` turns into ``qat.ConvBn2d``: the BatchNorm keeps learning from batch statistics
+while the weight is fake-quantized as it will be once folded, and ``convert`` folds it
+(``fuse_conv_bn_weights``) into the int8 convolution.
 """
 import copy
 
 import numpy as np
 
 from .. import nn
-from .intrinsic import ConvReLU2d, LinearReLU
+from .intrinsic import ConvBn2d, ConvBnReLU2d, ConvReLU2d, LinearReLU
+
+
+def fuse_conv_bn_weights(weight, bias, running_mean, running_var, eps, gamma, beta):
+    """(W', b') as Parameters: a convolution's (or Linear's) ``weight`` and ``bias`` (or None) with a
+    BatchNorm's running statistics and affine ``gamma``, ``beta`` (None: 1 and 0) folded in, as
+    ``torch.nn.utils.fusion.fuse_conv_bn_weights``; formula in ``fuse_conv_bn_eval``. Computed in float64."""
+    w = weight.data.astype(np.float64)
+    n = len(w)
+    scale = np.ones(n) if gamma is None else gamma.data.astype(np.float64)
+    scale = scale / np.sqrt(running_var.data.astype(np.float64) + eps)
+    shift = np.zeros(n) if beta is None else beta.data.astype(np.float64)
+    b = np.zeros(n) if bias is None else bias.data.astype(np.float64)
+    return (nn.Parameter((w * scale.reshape((-1,) + (1,) * (w.ndim - 1))).astype(weight.dtype)),
+            nn.Parameter(((b - running_mean.data) * scale + shift).astype(weight.dtype)))
 
 
 def fuse_conv_bn_eval(layer, bn):
@@ -36,29 +56,43 @@ def fuse_conv_bn_eval(layer, bn):
     if not bn.track_running_stats:
         raise ValueError("cannot fold a BatchNorm without running statistics (track_running_stats=False)")
     fused = copy.deepcopy(layer)
-    w = layer.weight.data.astype(np.float64)
-    scale = bn.weight.data.astype(np.float64) if bn.affine else np.ones(bn.num_features)
-    scale = scale / np.sqrt(bn.running_var.data.astype(np.float64) + bn.eps)
-    shift = bn.bias.data.astype(np.float64) if bn.affine else np.zeros(bn.num_features)
-    bias = layer.bias.data.astype(np.float64) if layer.bias is not None else np.zeros(len(w))
-    fused.weight = nn.Parameter((w * scale.reshape((-1,) + (1,) * (w.ndim - 1))).astype(layer.weight.dtype))
-    fused.bias = nn.Parameter(((bias - bn.running_mean.data) * scale + shift).astype(layer.weight.dtype))
+    fused.weight, fused.bias = fuse_conv_bn_weights(layer.weight, layer.bias, bn.running_mean, bn.running_var, bn.eps,
+                                                    bn.weight, bn.bias)
     return fused
 
 
-def _fuse_bn(is_qat, layer, bn):
+def _check_qat_bn(layer, bn):
+    if layer.training != bn.training:
+        raise ValueError("the layer and its BatchNorm must be in the same mode (train or eval)")
+    if not (bn.affine and bn.track_running_stats):
+        raise ValueError("QAT fusion needs a BatchNorm with affine=True and track_running_stats=True")
+    if isinstance(layer, nn.Linear):
+        raise ValueError("QAT fusion of Linear and BatchNorm1d is not supported; fuse it in eval mode "
+                         "(quant.fuse_modules) or train without that BatchNorm")
+
+
+def fuse_conv_bn(is_qat, layer, bn):
+    """QAT: ``intrinsic.ConvBn2d(conv, bn)``, the BatchNorm kept; else the eval-mode folding."""
     if is_qat:
-        raise ValueError("QAT fusion with BatchNorm (ConvBn2d) is not supported; fuse in eval mode, or "
-                         "train without BatchNorm")
+        _check_qat_bn(layer, bn)
+        return ConvBn2d(layer, bn)
     return fuse_conv_bn_eval(layer, bn)
+
+
+def fuse_conv_bn_relu(is_qat, conv, bn, relu):
+    """QAT: ``intrinsic.ConvBnReLU2d``; else the folded convolution and the ReLU as ``intrinsic.ConvReLU2d``."""
+    if is_qat:
+        _check_qat_bn(conv, bn)
+        return ConvBnReLU2d(conv, bn, relu)
+    return ConvReLU2d(fuse_conv_bn_eval(conv, bn), relu)
 
 
 DEFAULT_OP_LIST_TO_FUSER_METHOD = {
     (nn.Linear, nn.ReLU): lambda is_qat, linear, relu: LinearReLU(linear, relu),
     (nn.Conv2d, nn.ReLU): lambda is_qat, conv, relu: ConvReLU2d(conv, relu),
-    (nn.Conv2d, nn.BatchNorm2d): _fuse_bn,
-    (nn.Linear, nn.BatchNorm1d): _fuse_bn,
-    (nn.Conv2d, nn.BatchNorm2d, nn.ReLU): lambda is_qat, conv, bn, relu: ConvReLU2d(_fuse_bn(is_qat, conv, bn), relu),
+    (nn.Conv2d, nn.BatchNorm2d): fuse_conv_bn,
+    (nn.Linear, nn.BatchNorm1d): fuse_conv_bn,
+    (nn.Conv2d, nn.BatchNorm2d, nn.ReLU): fuse_conv_bn_relu,
 }
 
 
@@ -108,6 +142,16 @@ def fuse_modules(model, modules_to_fuse, inplace=False, fuser_func=fuse_known_mo
     The first module of a group becomes the fused module and the others ``nn.Identity``, so the
     model's structure and names stay the same.
     """
+    return _fuse_modules(model, modules_to_fuse, False, inplace, fuser_func)
+
+
+def fuse_modules_qat(model, modules_to_fuse, inplace=False, fuser_func=fuse_known_modules):
+    """``fuse_modules`` for quantization-aware training (``torch.ao.quantization.fuse_modules_qat``):
+    a Conv2d's BatchNorm is kept, in ``intrinsic.ConvBn2d`` / ``ConvBnReLU2d``, for ``prepare_qat``."""
+    return _fuse_modules(model, modules_to_fuse, True, inplace, fuser_func)
+
+
+def _fuse_modules(model, modules_to_fuse, is_qat, inplace, fuser_func):
     if not isinstance(model, nn.Module):
         raise TypeError(f"expected an nn.Module, got {type(model).__name__}")
     if not isinstance(modules_to_fuse, (list, tuple)):
@@ -122,6 +166,6 @@ def fuse_modules(model, modules_to_fuse, inplace=False, fuser_func=fuse_known_mo
     model = model if inplace else copy.deepcopy(model)
     for group in groups:
         mod_list = [_get_module(model, name) for name in group]
-        for name, module in zip(group, fuser_func(mod_list, False)):
+        for name, module in zip(group, fuser_func(mod_list, is_qat)):
             _set_module(model, name, module)
     return model

@@ -6,6 +6,10 @@ observes: the output of the *pair*, after the ReLU, so the quantized layer's out
 its levels on values >= 0 only. ``convert`` turns ``LinearReLU`` into ``quant.nn.LinearReLU``
 (and ``ConvReLU2d`` into ``quant.nn.ConvReLU2d``), which apply the ReLU as the lower clamp of
 their requantization, as FBGEMM and XNNPACK do.
+
+``ConvBn2d`` and ``ConvBnReLU2d`` are what ``fuse_modules_qat`` makes of a Conv2d and its
+BatchNorm(, ReLU) in training: the BatchNorm stays (``prepare_qat`` turns them into
+``quant.qat.ConvBn2d`` / ``ConvBnReLU2d``, which train it) and is folded at ``convert``.
 """
 from .. import nn
 
@@ -39,3 +43,21 @@ class ConvReLU2d(FusedModule):
 
     def __init__(self, conv, relu):
         super().__init__(conv, relu)
+
+
+class ConvBn2d(FusedModule):
+    """``bn(conv(x))``: an ``nn.Conv2d`` then an ``nn.BatchNorm2d``, kept apart for QAT (``torch.ao.nn.intrinsic.ConvBn2d``)."""
+
+    _TYPES = (nn.Conv2d, nn.BatchNorm2d)
+
+    def __init__(self, conv, bn):
+        super().__init__(conv, bn)
+
+
+class ConvBnReLU2d(FusedModule):
+    """``relu(bn(conv(x)))``, kept apart for QAT (``torch.ao.nn.intrinsic.ConvBnReLU2d``)."""
+
+    _TYPES = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU)
+
+    def __init__(self, conv, bn, relu):
+        super().__init__(conv, bn, relu)
