@@ -25,12 +25,12 @@ from .. import nn
 from ..kernels import Epilogue, linear_epilogue, pack_int8_weight
 from ..kernels.quantize import quantize_checked
 from ..nn import Module
-from ..tensor import Tensor
+from ..tensor import Tensor, no_grad
 from ..validation import as_pair
 from . import qat
 from .fusion import fuse_conv_bn_weights
 from .intrinsic import FusedModule
-from .observers import default_weight_observer
+from .observers import code_range, default_weight_observer
 from .qtensor import QTensor, check_scale, check_zero_point, dtype_range, quantize_array
 from .stubs import OutputQParams
 
@@ -39,16 +39,16 @@ SMALL_SCALE_THRESHOLD = 6.1e-5
 
 
 def quantize_weight(weight, observer):
-    """The weight as a qint8 QTensor, with ``observer``'s parameters and range (PyTorch's ``_quantize_weight``).
+    """The weight as a qint8 QTensor, with ``observer``'s parameters (PyTorch's ``_quantize_weight``).
 
-    Codes are clamped to the observer's [quant_min, quant_max], so a 4-bit observer gives 4-bit
-    codes (PyTorch clamps only to the dtype's range).
+    Codes are clamped to ``code_range(observer)``: qint8's -128..127 as in PyTorch, or a b-bit
+    observer's [quant_min, quant_max] (``qconfig_for_bits``) for b-bit codes.
     """
     if observer.dtype != "qint8":
         raise ValueError(f"weights are quantized to qint8, the weight observer has dtype {observer.dtype}")
     w = weight.data
     scale, zero_point = (t.data for t in observer.calculate_qparams())
-    lo, hi = observer.quant_min, observer.quant_max
+    lo, hi = code_range(observer)
     if observer.qscheme.startswith("per_channel"):
         axis = observer.ch_axis % w.ndim
         shape = [1] * w.ndim
@@ -129,13 +129,13 @@ class PackedLayer(Module):
     def _quantize_from(self, mod, weight_observer):
         """Take ``mod``'s weight (quantized with ``weight_observer``'s parameters and range) and bias."""
         self.set_weight_bias(quantize_weight(mod.weight, weight_observer), mod.bias)
-        self.weight_quant_range = (weight_observer.quant_min, weight_observer.quant_max)
+        self.weight_quant_range = code_range(weight_observer)
 
 
 class StaticLayer(OutputQParams, PackedLayer):
     """QTensor (quint8) in, QTensor (quint8) out: the output's scale and zero point were fixed at
     calibration, by the observer that watched the float layer's output; outputs are clamped to
-    its [quant_min, quant_max]."""
+    ``code_range`` of that observer (quint8's 0..255 as in PyTorch, or a b-bit range)."""
 
     def _init_output(self):
         self.scale, self.zero_point = 1.0, 0
@@ -159,16 +159,16 @@ class StaticLayer(OutputQParams, PackedLayer):
         if isinstance(mod, qat.ConvBn2d):  # QAT Conv+BN: the BatchNorm folded into weight and bias first, as PyTorch
             mod.weight, mod.bias = fuse_conv_bn_weights(mod.weight, mod.bias, mod.bn.running_mean, mod.bn.running_var,
                                                         mod.bn.eps, mod.bn.weight, mod.bn.bias)
-        if hasattr(mod, "weight_fake_quant"):  # QAT: the fake quantizer has watched the weight all along
-            weight_observer = mod.weight_fake_quant
-        else:
-            weight_observer = mod.qconfig.weight()
+        # QAT: the fake quantizer that watched the weight all along sees the final weight once more
+        # (unless its observer was frozen), as in PyTorch's from_float
+        weight_observer = mod.weight_fake_quant if hasattr(mod, "weight_fake_quant") else mod.qconfig.weight()
+        with no_grad():
             weight_observer(mod.weight)
         layer = cls._like(mod)
         layer._quantize_from(mod, weight_observer)
         scale, zero_point = output_observer.calculate_qparams()
         layer.scale, layer.zero_point = float(scale.data[0]), int(zero_point.data[0])
-        layer.quant_min, layer.quant_max = output_observer.quant_min, output_observer.quant_max
+        layer.quant_min, layer.quant_max = code_range(output_observer)
         return layer
 
     def _epilogue_at(self, x_scale):
@@ -192,7 +192,7 @@ class StaticLayer(OutputQParams, PackedLayer):
 
     def _requantized_product(self, x, rows):
         """Output codes of ``rows`` (codes of x, one row per output position) times the weight, on the int8 kernel."""
-        # clamped straight to [quant_min, quant_max]: a b-bit observer's range inside quint8's
+        # clamped straight to [quant_min, quant_max]: quint8's, or a b-bit observer's inside it
         return linear_epilogue(rows, x.q_zero_point(), self._packed, self._epilogue_at(x.q_scale()), np.uint8,
                                self.scale, self.zero_point, self._output_min(), self.quant_max)
 
