@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import minitorch_compress as mc
-from minitorch_compress import nn
+from minitorch_compress import nn, prune
 from minitorch_compress.gradcheck import gradcheck
 from minitorch_compress.quant import kmeans
 
@@ -90,3 +90,17 @@ def test_remove_makes_a_plain_parameter_of_the_shared_weights():
     np.testing.assert_array_equal(layer.weight.data, shared)
     with pytest.raises(ValueError, match="not k-means"):
         kmeans.remove(layer, "weight")
+
+
+def test_kmeans_uses_the_pruning_hook_mechanism_and_each_finds_only_its_own():
+    mc.manual_seed(0)
+    layer = nn.Linear(6, 3)
+    prune.l1_unstructured(layer, "bias", 1)
+    kmeans.kmeans_quantize(layer, "weight", bits=2)
+    handle, hook = kmeans.KMeansQuantization.find(layer, "weight")
+    assert isinstance(hook, prune.methods.ParameterHook) and kmeans.KMeansQuantization.find(layer, "bias") == (None, None)
+    assert prune.methods.BasePruningMethod.find(layer, "weight") == (None, None)
+    assert [n for n, _, _ in prune.pruned_parameters(layer)] == ["bias"]
+    kmeans.remove(layer, "weight")
+    prune.remove(layer, "bias")
+    assert [n for n, _ in layer.named_parameters()] == ["bias", "weight"] and not list(layer.forward_pre_hooks())

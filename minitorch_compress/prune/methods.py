@@ -23,7 +23,7 @@ import numbers
 
 import numpy as np
 
-from ..nn import Module
+from ..nn import Module, Parameter
 from ..random import get_rng
 from ..tensor import Tensor
 
@@ -34,19 +34,6 @@ def _array(x, name):
     if isinstance(x, (np.ndarray, list, tuple)):
         return np.asarray(x)
     raise TypeError(f"{name} must be a Tensor or an array, got {type(x).__name__}")
-
-
-def _pruning_hooks(module):
-    """(handle, method) for the pruning methods among ``module``'s forward pre-hooks."""
-    return [(k, h) for k, h in module.forward_pre_hooks() if isinstance(h, BasePruningMethod)]
-
-
-def _hook_for(module, name):
-    found = [(k, h) for k, h in _pruning_hooks(module) if h._tensor_name == name]
-    if len(found) > 1:
-        raise RuntimeError(f"{len(found)} pruning hooks act on {name!r} of {type(module).__name__}; "
-                           "combine them in one PruningContainer")
-    return found[0] if found else (None, None)
 
 
 def _check_module(module):
@@ -75,13 +62,63 @@ def _current(module, name):
     if not isinstance(name, str):
         raise TypeError(f"parameter name must be a str, got {type(name).__name__}")
     params = dict(module.named_parameters(recurse=False))
-    if name in params or (name + "_orig" in params and _hook_for(module, name)[1] is not None):
+    if name in params or (name + "_orig" in params and BasePruningMethod.find(module, name)[1] is not None):
         return getattr(module, name)
     names = [n[:-5] if n.endswith("_orig") else n for n in params]
     raise ValueError(f"{type(module).__name__} has no parameter {name!r}; its parameters are {names}")
 
 
-class BasePruningMethod(ABC):
+class ParameterHook(ABC):
+    """A forward pre-hook that recomputes ``module.<name>`` before every forward from tensors it
+    stores on the module under ``<name><suffix>`` (``STORED``): the mechanism of
+    ``torch.nn.utils.prune``, shared by the pruning methods (``<name>_orig * <name>_mask``) and
+    k-means weight sharing (``quant.kmeans``: ``<name>_centroids[<name>_indices]``).
+    """
+    STORED = ()
+    _tensor_name = None
+
+    @abstractmethod
+    def compute_weight(self, module):
+        """``module.<name>`` from the stored tensors, differentiable in the stored parameters."""
+
+    def __call__(self, module, inputs):
+        setattr(module, self._tensor_name, self.compute_weight(module))
+
+    @classmethod
+    def hooks(cls, module):
+        """(handle, hook) for the ``cls`` instances among ``module``'s forward pre-hooks."""
+        return [(k, h) for k, h in module.forward_pre_hooks() if isinstance(h, cls)]
+
+    @classmethod
+    def find(cls, module, name):
+        """(handle, hook) of the ``cls`` hook acting on ``module.<name>``, or (None, None)."""
+        found = [(k, h) for k, h in cls.hooks(module) if h._tensor_name == name]
+        if len(found) > 1:
+            raise RuntimeError(f"{len(found)} {cls.__name__} hooks act on {name!r} of {type(module).__name__}; "
+                               "expected one (pruning combines its methods in one PruningContainer)")
+        return found[0] if found else (None, None)
+
+    def register(self, module):
+        """Set ``module.<name>`` now and recompute it before every forward."""
+        setattr(module, self._tensor_name, self.compute_weight(module))
+        return module.register_forward_pre_hook(self)
+
+    def permanent_parameter(self, module):
+        """The plain ``Parameter`` that ``remove`` leaves as ``module.<name>``: a new one holding the
+        computed value (pruning overrides this to keep ``<name>_orig``'s object)."""
+        return Parameter(self.compute_weight(module).data.copy())
+
+    def remove(self, module):
+        """Make ``module.<name>`` a plain parameter holding the computed value and drop the stored
+        tensors (the caller removes the hook's handle)."""
+        param = self.permanent_parameter(module)
+        for suffix in self.STORED:
+            if hasattr(module, self._tensor_name + suffix):
+                delattr(module, self._tensor_name + suffix)
+        setattr(module, self._tensor_name, param)   # registering the parameter replaces the plain attribute
+
+
+class BasePruningMethod(ParameterHook):
     """A way of computing a mask; also the forward pre-hook that applies it.
 
     Subclasses set ``PRUNING_TYPE`` (``"unstructured"``, ``"structured"`` or ``"global"``), which
@@ -89,10 +126,7 @@ class BasePruningMethod(ABC):
     and implement ``compute_mask(t, default_mask)``.
     """
     PRUNING_TYPE = None
-    _tensor_name = None
-
-    def __call__(self, module, inputs):
-        setattr(module, self._tensor_name, self.apply_mask(module))
+    STORED = ("_orig", "_mask")
 
     @abstractmethod
     def compute_mask(self, t, default_mask):
@@ -106,6 +140,8 @@ class BasePruningMethod(ABC):
         orig = getattr(module, self._tensor_name + "_orig")
         return Tensor(mask.data.astype(orig.dtype, copy=False)) * orig
 
+    compute_weight = apply_mask
+
     @classmethod
     def apply(cls, module, name, *args, importance_scores=None, **kwargs):
         """Prune ``module.<name>`` with ``cls(*args, **kwargs)``, compounding any earlier pruning.
@@ -117,7 +153,7 @@ class BasePruningMethod(ABC):
         orig = _current(module, name)
         method = cls(*args, **kwargs)
         method._tensor_name = name
-        old_key, old = _hook_for(module, name)
+        old_key, old = BasePruningMethod.find(module, name)
         if old is not None:
             method = PruningContainer(*(old if isinstance(old, PruningContainer) else [old]), method)
 
@@ -134,8 +170,7 @@ class BasePruningMethod(ABC):
         else:
             old_key.remove()   # replaced by the container holding it
         module.register_buffer(name + "_mask", Tensor(np.asarray(mask, dtype=orig.dtype)))
-        setattr(module, name, method.apply_mask(module))
-        module.register_forward_pre_hook(method)
+        method.register(module)
         return method
 
     def prune(self, t, default_mask=None, importance_scores=None):
@@ -147,15 +182,13 @@ class BasePruningMethod(ABC):
         default_mask = np.ones_like(values) if default_mask is None else _array(default_mask, "default_mask")
         return values * self.compute_mask(scores, default_mask)
 
-    def remove(self, module):
-        """Make the pruning permanent: ``<name>`` becomes a plain parameter holding ``orig * mask``."""
-        name = self._tensor_name
+    def permanent_parameter(self, module):
+        """``<name>_orig`` (the same ``Parameter``, so an optimizer keeps it) holding ``orig * mask``;
+        ``remove`` makes the pruning permanent with it."""
         weight = self.apply_mask(module)
-        orig = getattr(module, name + "_orig")
+        orig = getattr(module, self._tensor_name + "_orig")
         orig.data = weight.data
-        delattr(module, name + "_orig")
-        delattr(module, name + "_mask")
-        setattr(module, name, orig)   # registering the parameter replaces the plain attribute
+        return orig
 
 
 class PruningContainer(BasePruningMethod):
@@ -369,7 +402,8 @@ def global_unstructured(parameters, pruning_method, importance_scores=None, **kw
         if s.shape != t.shape:
             raise ValueError(f"importance score shape {s.shape} does not match parameter {name!r} of shape {t.shape}")
         scores.append(s.reshape(-1))
-        mask = getattr(module, name + "_mask").data if _hook_for(module, name)[1] else np.ones(t.shape, t.dtype)
+        pruned = BasePruningMethod.find(module, name)[1] is not None
+        mask = getattr(module, name + "_mask").data if pruned else np.ones(t.shape, t.dtype)
         masks.append(mask.reshape(-1))
     method._tensor_name = "temp"
     final = PruningContainer(method).compute_mask(np.concatenate(scores), np.concatenate(masks))
@@ -382,7 +416,7 @@ def global_unstructured(parameters, pruning_method, importance_scores=None, **kw
 def remove(module, name):
     """Make the pruning of ``module.<name>`` permanent and drop ``<name>_orig``/``<name>_mask``."""
     _check_module(module)
-    key, hook = _hook_for(module, name)
+    key, hook = BasePruningMethod.find(module, name)
     if hook is None:
         raise ValueError(f"parameter {name!r} of {type(module).__name__} has to be pruned before pruning can be removed")
     hook.remove(module)
@@ -393,7 +427,7 @@ def remove(module, name):
 def is_pruned(module):
     """True if ``module`` or any module inside it carries a pruning hook."""
     _check_module(module)
-    return any(_pruning_hooks(m) for m in module.modules())
+    return any(BasePruningMethod.hooks(m) for m in module.modules())
 
 
 def dense_parameters(model):
@@ -416,7 +450,7 @@ def pruned_parameters(model):
     """``(qualified_name, module, name)`` for every pruned parameter inside ``model``."""
     _check_module(model)
     return [(f"{prefix}.{h._tensor_name}" if prefix else h._tensor_name, m, h._tensor_name)
-            for prefix, m in model.named_modules() for _, h in _pruning_hooks(m)]
+            for prefix, m in model.named_modules() for _, h in BasePruningMethod.hooks(m)]
 
 
 # ----- PyTorch's validation and helper rules ----------------------------------------------------------

@@ -12,15 +12,16 @@ codebook of k float32 centroids C::
 so fine-tuning moves the shared values while the assignment stays fixed. Storage:
 n * b bits + k * 32 bits instead of n * 32 bits.
 
-Applied like a pruning method (``torch.nn.utils.prune`` style): ``kmeans_quantize(module, "weight",
-bits=4)`` replaces the parameter ``weight`` by the parameter ``weight_centroids`` and the buffer
-``weight_indices``, and recomputes ``module.weight`` before every forward. ``remove`` makes the
-shared weights a plain parameter again.
+Applied like a pruning method, with the pruning hook's mechanism (``prune.methods.ParameterHook``):
+``kmeans_quantize(module, "weight", bits=4)`` replaces the parameter ``weight`` by the parameter
+``weight_centroids`` and the buffer ``weight_indices``, and recomputes ``module.weight`` before
+every forward. ``remove`` makes the shared weights a plain parameter again.
 """
 import numpy as np
 
 from ..autograd import Function
 from ..nn import Parameter
+from ..prune.methods import ParameterHook
 from ..tensor import Tensor
 
 
@@ -67,11 +68,16 @@ class _SharedWeights(Function):
         return np.bincount(indices.reshape(-1), weights=g.reshape(-1), minlength=k).astype(grad.dtype), None, None
 
 
-class KMeansQuantization:
+class KMeansQuantization(ParameterHook):
     """Forward pre-hook that rebuilds ``module.<name>`` from its codebook and cluster indices."""
+    STORED = ("_centroids", "_indices", "_mask")
 
     def __init__(self, name, bits, sparse):
-        self.name, self.bits, self.sparse = name, bits, sparse
+        self._tensor_name, self.bits, self.sparse = name, bits, sparse
+
+    @property
+    def name(self):
+        return self._tensor_name
 
     def compute_weight(self, module):
         centroids = getattr(module, self.name + "_centroids")
@@ -79,14 +85,11 @@ class KMeansQuantization:
         mask = getattr(module, self.name + "_mask").data if self.sparse else None
         return _SharedWeights.apply(centroids, indices, mask)
 
-    def __call__(self, module, inputs):
-        setattr(module, self.name, self.compute_weight(module))
-
     @classmethod
     def apply(cls, module, name, bits, sparse=False, max_iter=100):
         if not isinstance(bits, (int, np.integer)) or not 1 <= bits <= 16:
             raise ValueError(f"bits={bits!r} must be an int from 1 to 16")
-        if _method(module, name) is not None:
+        if cls.find(module, name)[1] is not None:
             raise ValueError(f"{type(module).__name__}.{name} is already k-means quantized")
         param = dict(module.named_parameters(recurse=False)).get(name)
         if not isinstance(param, Parameter):
@@ -104,16 +107,8 @@ class KMeansQuantization:
         module.register_buffer(name + "_indices", Tensor(indices))
         if sparse:
             module.register_buffer(name + "_mask", Tensor(keep.astype(w.dtype)))
-        method(module, None)
-        module.register_forward_pre_hook(method)
+        method.register(module)
         return method
-
-
-def _method(module, name):
-    for _, hook in module.forward_pre_hooks():
-        if isinstance(hook, KMeansQuantization) and hook.name == name:
-            return hook
-    return None
 
 
 def kmeans_quantize(module, name="weight", bits=4, sparse=False, max_iter=100):
@@ -127,20 +122,14 @@ def kmeans_quantize(module, name="weight", bits=4, sparse=False, max_iter=100):
 
 
 def is_kmeans_quantized(module):
-    return any(isinstance(h, KMeansQuantization) for _, h in module.forward_pre_hooks())
+    return bool(KMeansQuantization.hooks(module))
 
 
 def remove(module, name="weight"):
     """Make the shared weights a plain parameter again (the values stay shared; the codebook goes)."""
-    method = _method(module, name)
+    handle, method = KMeansQuantization.find(module, name)
     if method is None:
         raise ValueError(f"{type(module).__name__}.{name} is not k-means quantized")
-    weight = method.compute_weight(module).data.copy()
-    for handle, hook in module.forward_pre_hooks():
-        if hook is method:
-            handle.remove()
-    for suffix in ("_centroids", "_indices", "_mask"):
-        if hasattr(module, name + suffix):
-            delattr(module, name + suffix)
-    setattr(module, name, Parameter(weight))  # registering the parameter replaces the plain attribute
+    method.remove(module)
+    handle.remove()
     return module
