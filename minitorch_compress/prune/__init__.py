@@ -12,8 +12,14 @@ The course's tools::
     prune.prune_model(model, 0.9, criterion=prune.Magnitude(), granularity=prune.Channel(0), scope="global")
     mc.train.fit(model, loader, opt, callbacks=[prune.Pruner(prune.AGP(0.0, 0.9, 0, 500, 50))])
     small = prune.thin(model)
+
+Channel pruning that follows BatchNorms and residual adds (``dependencies.py``)::
+
+    prune.prune_channels(cnn, 0.5, criterion=prune.Magnitude(2))   # whole channel groups
+    small = prune.thin(cnn)                                          # a smaller dense CNN, same outputs
 """
 from .criteria import AccumulatedCriterion, Criterion, GradientMagnitude, Magnitude, Movement, Random
+from .dependencies import ChannelGroup, channel_groups, prune_channels, pruned_channels
 from .granularity import NM, Block, Channel, Element, Granularity
 from .methods import (
     BasePruningMethod, CustomFromMask, Identity, L1Unstructured, LnStructured, PruningContainer,
@@ -36,6 +42,7 @@ __all__ = [
     "Criterion", "AccumulatedCriterion", "Magnitude", "Random", "GradientMagnitude", "Movement",
     "Granularity", "Element", "Channel", "Block", "NM",
     "prunable_layers", "compute_masks", "prune_model", "weight_sparsity",
+    "ChannelGroup", "channel_groups", "prune_channels", "pruned_channels",
     "Schedule", "OneShot", "Iterative", "AGP", "Pruner", "SET", "thin",
     "sensitivity_scan", "plot_sensitivity",
     "OBD", "obs_prune", "hessian", "hessian_diagonal", "hessian_vector_product", "drop_one",

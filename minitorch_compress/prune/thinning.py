@@ -15,13 +15,21 @@ or ``Flatten`` between them):
 
 Removing units can empty further rows and columns (a unit only read by a removed unit), so this
 repeats until nothing changes. The first layer's inputs and the last layer's outputs stay.
+
+A model with BatchNorm or residual blocks is thinned by channel groups instead (``dependencies.py``):
+a channel goes when every member of its group (the convolutions that write it, its BatchNorms)
+has all-zero weights and bias on it, as ``prune_channels`` leaves it. Such a channel is 0
+everywhere, so dropping it, with the columns of every layer that reads it, changes no output.
 """
 import copy
 
 import numpy as np
 
-from ..nn import Conv2d, Dropout, Flatten, Identity, Linear, MaxPool2d, Parameter, ReLU, Sequential, Sigmoid, Tanh
+from ..blocks import BasicBlock, InvertedResidual
+from ..nn import (BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Identity, Linear, MaxPool2d, Parameter, ReLU,
+                  Sequential, Sigmoid, Tanh)
 from ..tensor import Tensor, no_grad
+from .dependencies import channel_groups, pruned_channels
 from .methods import pruned_parameters, pruned_tensor, remove
 
 ELEMENTWISE = (ReLU, Sigmoid, Tanh, Identity, Dropout)   # map a constant to a constant
@@ -45,8 +53,11 @@ def thin(model):
     """A new ``Sequential`` without the removable units of ``model`` (see the module docstring).
 
     ``model`` is not changed; the copy carries no pruning re-parametrisation (its weights are the
-    masked values). Its outputs equal ``model``'s up to float rounding.
+    masked values). Its outputs equal ``model``'s up to float rounding. A model with BatchNorm or
+    residual blocks is thinned by channel groups (module docstring).
     """
+    if any(isinstance(m, (BatchNorm1d, BatchNorm2d, BasicBlock, InvertedResidual)) for m in model.modules()):
+        return _thin_channel_groups(model)
     if not isinstance(model, Sequential):
         raise TypeError(f"thin works on an nn.Sequential, got {type(model).__name__}")
     children = list(model)
@@ -118,3 +129,47 @@ def _constant_outputs(a, activations):
             c = m.eval()(c)
             m.train(was_training)
     return c.data
+
+
+def _thin_channel_groups(model):
+    """A copy of ``model`` without the channels that ``pruned_channels`` finds zero in every group."""
+    cuts = [(group, ~pruned_channels(model, group)) for group in channel_groups(model) if not group.fixed]
+    thinned = copy.deepcopy(model)
+    for _, module, name in pruned_parameters(thinned):
+        remove(module, name)
+    modules = dict(thinned.named_modules())
+    for group, keep in cuts:
+        if keep.all():
+            continue
+        for name in group.producers + group.channelwise:
+            _keep_outputs(modules[name], keep)
+        for name in group.consumers:
+            _keep_inputs(modules[name], np.repeat(keep, modules[name].weight.shape[1] // group.size))
+    return thinned
+
+
+def _keep_outputs(module, keep):
+    """Cut ``module`` (Conv2d, Linear, depthwise Conv2d or BatchNorm) down to its channels ``keep``."""
+    module.weight = Parameter(module.weight.data[keep])
+    if module.bias is not None:
+        module.bias = Parameter(module.bias.data[keep])
+    n = int(keep.sum())
+    if isinstance(module, Linear):
+        module.out_features = n
+    elif isinstance(module, Conv2d):
+        module.out_channels = n
+        if module.groups != 1:   # depthwise: one filter per channel
+            module.in_channels = module.groups = n
+    else:
+        module.num_features = n
+        if module.track_running_stats:
+            module.running_mean = module.running_mean.data[keep]
+            module.running_var = module.running_var.data[keep]
+
+
+def _keep_inputs(module, columns):
+    module.weight = Parameter(module.weight.data[:, columns])
+    if isinstance(module, Linear):
+        module.in_features = int(columns.sum())
+    else:
+        module.in_channels = int(columns.sum())
