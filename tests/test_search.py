@@ -123,3 +123,36 @@ def test_latency_table_predicts_a_network_from_its_layers(tmp_path):
         search.LatencyTable.load(tmp_path / "bad.json")
     real = search.LatencyTable().measure(search.build(archs[0]), (1, 1, 28, 28))   # the real timer runs
     assert len(real) > 0 and all(v > 0 for v in real.entries.values())
+
+
+def test_fire_stages_scale_and_stage_options():
+    import minitorch_compress as mc
+    from minitorch_compress import metrics
+    arch = {"stem": 8, "stages": [{"block": "fire", "width": 16, "kernel": 3, "expand": 1}]}
+    model = search.build(arch, (1, 14, 14))
+    assert model(mc.randn(2, 1, 14, 14)).shape == (2, 10)
+    c, s, e = 8, 4, 8          # fire from 8 channels: squeeze 16 / 4, expand 16 / 2 + 16 / 2 (SqueezeNet)
+    stem, head = 9 * 8 + 2 * 8, 16 * 10 + 10
+    assert metrics.count_parameters(model) == stem + (c * s + s * e + 9 * s * e + s + 2 * e) + head
+    assert search.scale(arch, 0.5) == {"stem": 4, "stages": [{**arch["stages"][0], "width": 8}]}
+    assert search.scale(arch, 2.0)["stem"] == 16 and search.scale(arch, 0.1)["stem"] == 4   # even, at least 4
+    with pytest.raises(ValueError, match="even width"):
+        search.stage_layers({"block": "fire", "width": 6 + 1, "kernel": 3, "expand": 1}, 8)
+    space = search.ArchSpace(widths=(8, 16), kernels=(3, 5), expands=(1, 6), blocks=search.nas.BLOCKS)
+    options = space.stage_options()
+    # conv and separable: 2 widths x 2 kernels; inverted: x 2 expansions; fire: 2 widths
+    assert len(options) == 4 + 4 + 8 + 2 and len({tuple(o.values()) for o in options}) == len(options)
+
+
+def test_measure_space_covers_every_architecture_of_the_space():
+    def fake_timer(module, shape):
+        return 1e-6 * np.prod(shape)
+    space = search.ArchSpace(depths=(1, 2), widths=(8, 16), kernels=(3, 5), expands=(1, 3),
+                             blocks=search.nas.BLOCKS)
+    table = search.LatencyTable().measure_space(space, (1, 14, 14), timer=fake_timer)
+    rng = np.random.default_rng(0)
+    from minitorch_compress.search.latency import _leaf_inputs
+    for _ in range(40):   # fire stages pool to 7 and 3 pixels, strided ones to 7 and 4: all met
+        model = search.build(space.sample(rng), (1, 14, 14))
+        expected = sum(fake_timer(m, s) for m, s in _leaf_inputs(model, (1, 1, 14, 14)))
+        assert np.isclose(table.predict(model, (1, 1, 14, 14)), expected)

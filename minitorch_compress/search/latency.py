@@ -2,10 +2,12 @@
 
 Searching over thousands of candidate networks cannot time each one; the layers they are built
 from are few. ``LatencyTable.measure`` times every leaf module of a network at the input shape it
-sees there (``metrics.latency``, median of repeats) and stores it under a key naming the layer's
+sees there (``metrics.latency``, best of repeats) and stores it under a key naming the layer's
 type, its configuration and that shape; ``predict`` sums the table's entries over a network's leaf
 modules (a layer not in the table is an error that names it). Elementwise work outside modules
-(a residual add) is not counted; compare predictions with measured whole-network latency.
+(a residual add, the concatenation in a fire module) is not counted; compare predictions with
+measured whole-network latency. ``measure_space`` times every layer any architecture of an
+``ArchSpace`` can contain, so that ``predict`` answers for all of them.
 
 A table is measured on one CPU. The course commits one (measured once by a script) so that a
 search finds the same network on every machine; re-measure on yours and search again.
@@ -16,8 +18,9 @@ import numpy as np
 
 from ..files import write_text_atomic
 from ..metrics import latency
-from ..nn import Module
+from ..nn import Module, Sequential
 from ..tensor import Tensor, no_grad
+from .nas import head_layers, stage_layers, stem_layers
 
 _CONFIG = ("in_features", "out_features", "in_channels", "out_channels", "kernel_size", "stride", "padding",
            "dilation", "groups", "num_features", "output_size", "start_dim")
@@ -46,10 +49,11 @@ def _leaf_inputs(model, input_shape):
 
 
 def time_layer(module, input_shape, repeat=20):
-    """Median seconds of one forward pass of ``module`` on zeros of ``input_shape``."""
+    """Seconds of one forward pass of ``module`` on zeros of ``input_shape``: the best of ``repeat``
+    runs, the one least disturbed by other processes (time whole networks the same way to compare)."""
     x = Tensor(np.zeros(input_shape, np.float32))
     with no_grad():
-        return latency(module, x, repeat=repeat).median
+        return latency(module, x, repeat=repeat).best
 
 
 class LatencyTable:
@@ -64,6 +68,28 @@ class LatencyTable:
             key = layer_key(module, shape)
             if key not in self.entries:
                 self.entries[key] = float(timer(module, shape))
+        return self
+
+    def measure_space(self, space, input_shape, classes=10, timer=time_layer):
+        """Time every layer of every architecture in ``space`` (an ``ArchSpace``) for images of
+        ``input_shape`` (C, H, W): the stem; each stage option at every (width, resolution) the stages
+        before it can leave; the head after every depth the space allows."""
+        channels, height, width = input_shape
+        self.measure(Sequential(*stem_layers(channels, space.stem)), (1, channels, height, width), timer)
+        states = {(space.stem, height, width)}
+        for depth in range(1, max(space.depths) + 1):
+            reached = set()
+            for c, h, w in sorted(states):
+                for stage in space.stage_options():
+                    block = Sequential(*stage_layers(stage, c))
+                    self.measure(block, (1, c, h, w), timer)
+                    with no_grad():
+                        out = block.eval()(Tensor(np.zeros((1, c, h, w), np.float32))).shape
+                    reached.add(tuple(int(d) for d in out[1:]))
+            states = reached
+            if depth in space.depths:
+                for c, h, w in sorted(states):
+                    self.measure(Sequential(*head_layers(c, classes)), (1, c, h, w), timer)
         return self
 
     def predict(self, model, input_shape):

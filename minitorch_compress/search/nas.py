@@ -5,7 +5,9 @@ An architecture is a dict: ``{"stem": width, "stages": [{"block", "width", "kern
 ReLU, then one block per stage, each halving the resolution (stride 2), then global average
 pooling and a Linear classifier. Blocks: ``"conv"`` (k x k convolution, BatchNorm, ReLU),
 ``"separable"`` (``blocks.DepthwiseSeparable``), ``"inverted"`` (``blocks.InvertedResidual`` with
-expansion ``expand``).
+expansion ``expand``), ``"fire"`` (a 2x2 max pool, as SqueezeNet downsamples, then ``blocks.Fire``
+squeezing to width / 4 and expanding to width / 2 + width / 2; always 3x3, ``kernel`` unused).
+``stage_layers`` is one stage; ``scale`` applies MobileNet's width multiplier to an architecture.
 
 ``evolutionary_search`` is the regularised evolution of Real et al. (2019) in miniature, as in
 Once-for-All and MCUNet's search under a latency budget: a population of architectures within
@@ -18,17 +20,17 @@ import copy
 import numpy as np
 
 from .. import nn
-from ..blocks import DepthwiseSeparable, InvertedResidual
+from ..blocks import DepthwiseSeparable, Fire, InvertedResidual
 from .hpo import Trial
 
-BLOCKS = ("conv", "separable", "inverted")
+BLOCKS = ("conv", "separable", "inverted", "fire")
 
 
 class ArchSpace:
     """Depth (number of stages), and per stage the block, width, kernel size and expansion ratio."""
 
     def __init__(self, depths=(1, 2, 3), widths=(8, 16, 24, 32), kernels=(3, 5), expands=(1, 3, 6),
-                 blocks=BLOCKS, stem=8):
+                 blocks=("conv", "separable", "inverted"), stem=8):
         if not set(blocks) <= set(BLOCKS):
             raise ValueError(f"blocks must be among {BLOCKS}, got {blocks!r}")
         self.depths, self.widths, self.kernels, self.expands, self.blocks = (
@@ -38,6 +40,17 @@ class ArchSpace:
     def _stage(self, rng):
         return {"block": self.blocks[rng.integers(len(self.blocks))], "width": int(rng.choice(self.widths)),
                 "kernel": int(rng.choice(self.kernels)), "expand": int(rng.choice(self.expands))}
+
+    def stage_options(self):
+        """Every distinct stage the space holds (``kernel`` only where it matters, ``expand`` only
+        for inverted residuals), in a fixed order."""
+        options = []
+        for block in self.blocks:
+            for width in self.widths:
+                for kernel in (self.kernels if block != "fire" else self.kernels[:1]):
+                    for expand in (self.expands if block == "inverted" else self.expands[:1]):
+                        options.append({"block": block, "width": width, "kernel": kernel, "expand": expand})
+        return options
 
     def sample(self, rng):
         return {"stem": self.stem, "stages": [self._stage(rng) for _ in range(int(rng.choice(self.depths)))]}
@@ -69,23 +82,50 @@ class ArchSpace:
         return {"stem": a["stem"], "stages": stages}
 
 
+def stem_layers(in_channels, width):
+    """The stem: a 3x3 convolution at full resolution, BatchNorm, ReLU."""
+    return [nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+
+
+def stage_layers(stage, in_channels):
+    """The layers of one stage (a dict with ``block``, ``width``, ``kernel``, ``expand``), halving the resolution."""
+    kind, out, k = stage["block"], stage["width"], stage["kernel"]
+    if kind == "conv":
+        return [nn.Conv2d(in_channels, out, k, 2, padding=k // 2, bias=False), nn.BatchNorm2d(out), nn.ReLU()]
+    if kind == "separable":
+        return [DepthwiseSeparable(in_channels, out, 2, kernel_size=k)]
+    if kind == "inverted":
+        return [InvertedResidual(in_channels, out, 2, stage["expand"], kernel_size=k)]
+    if kind == "fire":
+        if out % 2 or out < 4:
+            raise ValueError(f"a fire stage needs an even width >= 4, got {out}")
+        return [nn.MaxPool2d(2), Fire(in_channels, out // 4, out // 2, out // 2)]
+    raise ValueError(f"unknown block {kind!r}; expected one of {BLOCKS}")
+
+
+def head_layers(in_channels, classes):
+    """Global average pooling and a Linear classifier."""
+    return [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(in_channels, classes)]
+
+
 def build(arch, input_shape=(1, 28, 28), classes=10):
     """The network of ``arch`` for images of ``input_shape`` (C, H, W)."""
-    layers = [nn.Conv2d(input_shape[0], arch["stem"], 3, padding=1, bias=False), nn.BatchNorm2d(arch["stem"]), nn.ReLU()]
-    width = arch["stem"]
+    layers, width = stem_layers(input_shape[0], arch["stem"]), arch["stem"]
     for stage in arch["stages"]:
-        kind, out, k = stage["block"], stage["width"], stage["kernel"]
-        if kind == "conv":
-            layers += [nn.Conv2d(width, out, k, 2, padding=k // 2, bias=False), nn.BatchNorm2d(out), nn.ReLU()]
-        elif kind == "separable":
-            layers.append(DepthwiseSeparable(width, out, 2, kernel_size=k))
-        elif kind == "inverted":
-            layers.append(InvertedResidual(width, out, 2, stage["expand"], kernel_size=k))
-        else:
-            raise ValueError(f"unknown block {kind!r}; expected one of {BLOCKS}")
-        width = out
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, classes)]
-    return nn.Sequential(*layers)
+        layers += stage_layers(stage, width)
+        width = stage["width"]
+    return nn.Sequential(*layers, *head_layers(width, classes))
+
+
+def scale(arch, multiplier):
+    """MobileNet's width multiplier: every width (the stem's too) times ``multiplier``, rounded,
+    at least 4 and even (a fire stage splits its width in two)."""
+    if not multiplier > 0:
+        raise ValueError(f"multiplier must be positive, got {multiplier!r}")
+
+    def width(w):
+        return max(4, 2 * int(round(w * multiplier / 2)))
+    return {"stem": width(arch["stem"]), "stages": [{**s, "width": width(s["width"])} for s in arch["stages"]]}
 
 
 def evolutionary_search(space, fitness, cost, budget, population=12, generations=5, parents=4, mutation=0.3,
