@@ -1,5 +1,7 @@
 """Second-order pruning: the Hessian against known matrices and loss differences, OBS's exactness
 on a quadratic, OBD/OBS saliencies against the drop-one oracle."""
+import copy
+
 import numpy as np
 import pytest
 
@@ -135,3 +137,36 @@ def test_errors():
         so.hessian(model, [(model[0], "gamma")], X, y)
     with pytest.raises(ValueError, match="shape"):
         so.hessian_vector_product(model, [(model[0], "weight")], X, y, np.ones(3))
+
+
+def test_obs_reuses_a_hessian_and_continues_the_same_sequence():
+    # Pruning 6 then 4 more with the same H removes what pruning 10 at once removes, with the same
+    # weights after (up to the float32 rounding of the weights stored between the two calls)
+    model, X, y = tiny_network(5)
+    params = lambda m: [(m[0], "weight"), (m[2], "weight")]
+    H = so.hessian(model, params(model), X, y)
+    once, twice = copy.deepcopy(model), copy.deepcopy(model)
+    at_once = so.obs_prune(once, params(once), X, y, 10, damping=0.1, H=H)
+    first = so.obs_prune(twice, params(twice), X, y, 6, damping=0.1, H=H)
+    second = so.obs_prune(twice, params(twice), X, y, 4, damping=0.1, H=H)
+    np.testing.assert_allclose(np.r_[first, second], at_once, rtol=1e-5)
+    for (a, name), (b, _) in zip(params(once), params(twice)):
+        np.testing.assert_array_equal(getattr(a, name + "_mask").data, getattr(b, name + "_mask").data)
+        np.testing.assert_allclose(getattr(a, name).data, getattr(b, name).data, rtol=1e-5, atol=1e-7)
+    assert sum(int((getattr(m, n + "_mask").data == 0).sum()) for m, n in params(twice)) == 10
+    with pytest.raises(ValueError, match="shape"):
+        so.obs_prune(model, params(model), X, y, 1, H=np.eye(3))
+
+
+def test_obs_leaves_earlier_pruned_weights_at_zero_and_matches_the_reduced_problem():
+    # On a quadratic loss, OBS after masking weight 0 must equal OBS on the problem without input 0
+    model, X, y = quadratic_problem(2, n=40, d=5)
+    prune.custom_from_mask(model, "weight", np.array([[0, 1, 1, 1, 1]], np.float64))
+    reduced = nn.Linear(4, 1, bias=False).double()
+    reduced.weight.data[...] = model.weight_orig.data[:, 1:]
+    predicted = so.obs_prune(model, [(model, "weight")], X, y, 1, F.mse_loss, damping=0.0)
+    expected = so.obs_prune(reduced, [(reduced, "weight")], mc.tensor(X.data[:, 1:], dtype=np.float64), y, 1,
+                            F.mse_loss, damping=0.0)
+    np.testing.assert_allclose(predicted, expected, rtol=1e-6)
+    np.testing.assert_allclose(model.weight.data[:, 1:], reduced.weight.data, rtol=1e-6, atol=1e-12)
+    assert model.weight.data[0, 0] == 0

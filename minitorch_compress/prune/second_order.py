@@ -168,37 +168,50 @@ class OBD(Criterion):
         return f"OBD(method={self.method!r})"
 
 
-def obs_prune(model, parameters, X, y, amount, loss_fn=F.cross_entropy, damping=1e-4):
-    """Optimal Brain Surgeon: remove ``amount`` (a fraction, or a count) of the weights of
-    ``parameters`` one at a time, each time the one of least saliency w_q^2 / (2 [H^-1]_qq),
-    moving the others by dw = -w_q / [H^-1]_qq H^-1 e_q.
+def obs_prune(model, parameters, X, y, amount, loss_fn=F.cross_entropy, damping=1e-4, H=None):
+    """Optimal Brain Surgeon: remove ``amount`` (a fraction of all the weights of ``parameters``, or
+    a count) of the still unpruned weights, one at a time, each time the one of least saliency
+    w_q^2 / (2 [H^-1]_qq), moving the others by dw = -w_q / [H^-1]_qq H^-1 e_q.
 
-    H is the exact Hessian plus ``damping`` times the mean of its diagonal on the diagonal (a
-    singular H at a ReLU network's minimum has no inverse). The corrected weights are written
-    into ``model`` and the removed ones masked (``prune.custom_from_mask``). Returns the predicted
-    loss increase of each removal, in order.
+    H is the exact Hessian (or ``H``, one computed before by ``hessian`` for the same model,
+    parameters and batch, to reuse across calls) plus ``damping`` times the mean of its diagonal on
+    the diagonal (a singular or indefinite H away from an exact minimum has no useful inverse).
+    Weights pruned before stay at zero: H^-1 is the inverse of H restricted to the unpruned weights,
+    so calling again with the same ``H`` continues the same sequence of removals. The corrected
+    weights are written into ``model`` and the removed ones masked (``prune.custom_from_mask``).
+    Returns the predicted loss increase of each removal, in order.
     """
     flat = _Flat(model, parameters, loss_fn, X, y)
     n = flat.n
     count = int(round(amount * n)) if isinstance(amount, float) else int(amount)
     if not 0 <= count <= n:
         raise ValueError(f"amount={amount!r} asks for {count} of {n} weights")
-    H = hessian(model, parameters, X, y, loss_fn)
-    H += damping * max(np.mean(np.diag(H)), 1e-12) * np.eye(n)
-    H_inv = np.linalg.inv(H)
     w, alive = flat.get(), flat.alive.copy()
     if count > alive.sum():
         raise ValueError(f"amount={amount!r} asks for {count} weights but only {alive.sum()} are left unpruned")
+    if H is None:
+        H = hessian(model, parameters, X, y, loss_fn)
+    H = np.asarray(H, np.float64)
+    if H.shape != (n, n):
+        raise ValueError(f"H must have shape ({n}, {n}), one row and column per weight, got {H.shape}")
+    H = H + damping * max(np.mean(np.diag(H)), 1e-12) * np.eye(n)
+    rows = np.flatnonzero(alive)                   # the weights H_inv has rows for
+    H_inv = np.linalg.inv(H[np.ix_(rows, rows)])   # the inverse of H restricted to the unpruned weights
+    live = np.ones(rows.size, bool)
     predicted = []
     for _ in range(count):
-        diag = np.where(alive, np.diag(H_inv), np.inf)
-        saliency = np.where(alive, w ** 2 / (2 * diag), np.inf)
-        q = int(np.argmin(saliency))
-        predicted.append(saliency[q])
-        w = w - w[q] / H_inv[q, q] * H_inv[:, q]
-        w[q] = 0.0
-        H_inv = H_inv - np.outer(H_inv[:, q], H_inv[q, :]) / H_inv[q, q]
-        alive[q] = False
+        diag = np.where(live, np.diag(H_inv), np.inf)
+        saliency = np.where(live, w[rows] ** 2 / (2 * diag), np.inf)
+        j = int(np.argmin(saliency))
+        predicted.append(saliency[j])
+        w[rows] -= w[rows[j]] / H_inv[j, j] * H_inv[:, j]
+        w[rows[j]] = 0.0
+        H_inv -= np.outer(H_inv[:, j], H_inv[j, :]) / H_inv[j, j]
+        live[j] = False
+        if live.sum() < 0.75 * live.size:         # drop the removed rows: later steps cost less
+            rows, H_inv, live = rows[live], H_inv[np.ix_(live, live)], live[live]
+    alive[:] = False
+    alive[rows[live]] = True
     for (module, name), part, mask in zip(parameters, flat.split(w), flat.split(alive)):
         params = dict(module.named_parameters(recurse=False))
         param = params.get(name + "_orig", params.get(name))
