@@ -18,6 +18,7 @@ import numpy as np
 from .kernels import svd
 from .table import Table
 from .nn import Linear, Module, Sequential
+from .validation import check_int
 
 
 def energy_rank(singular_values, energy):
@@ -43,8 +44,7 @@ def factorize(linear, rank=None, energy=None):
     u, s, vt = svd(w)   # Jacobi rotations in a fixed order: the same factors on every CPU
     if energy is not None:
         rank = energy_rank(s, energy)
-    if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 1 <= rank <= s.size:
-        raise ValueError(f"rank={rank!r} must be an int in [1, {s.size}] for weight shape {w.shape}")
+    check_int(f"rank (weight shape {w.shape})", rank, 1, s.size)
     root = np.sqrt(s[:rank])
     first = Linear(linear.in_features, int(rank), bias=False)
     second = Linear(int(rank), linear.out_features, bias=linear.bias is not None)

@@ -24,6 +24,7 @@ from .nn import Conv2d, Linear, Module
 from .prune.methods import dense_parameters
 from .table import Table  # noqa: F401  (metrics.Table, as the lessons print their results)
 from .tensor import Tensor, no_grad
+from .validation import check_non_negative, check_positive
 
 INDEX_BYTES = 4   # CSR column indices and row pointers are int32, as in sparse.CSRMatrix
 
@@ -145,10 +146,8 @@ def latency(fn, *inputs, repeat=20, warmup=3):
     """
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
-    if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
-        raise ValueError(f"repeat={repeat!r} must be a positive int")
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise ValueError(f"warmup={warmup!r} must be a non-negative int")
+    check_positive(repeat=repeat)
+    check_non_negative(warmup=warmup)
     was_training = fn.training if isinstance(fn, Module) else None
     if was_training is not None:
         fn.eval()

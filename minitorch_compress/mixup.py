@@ -16,6 +16,7 @@ import numpy as np
 from . import functional as F
 from .random import get_rng
 from .tensor import Tensor, tensor
+from .validation import check_int
 
 
 def _check_alpha(alpha):
@@ -29,8 +30,7 @@ class Mixup:
 
     def __init__(self, alpha=1.0, num_classes=10):
         _check_alpha(alpha)
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"num_classes={num_classes!r} must be an int >= 2")
+        check_int("num_classes", num_classes, 2)
         self.alpha, self.num_classes = alpha, num_classes
 
     def __call__(self, X, y):

@@ -6,13 +6,15 @@ makes a whole run reproducible.
 """
 import numpy as np
 
+from .validation import is_int
+
 _rng = np.random.default_rng(0)
 
 
 def manual_seed(seed):
     """Reseed the package's generator (like ``torch.manual_seed``)."""
     global _rng
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+    if not is_int(seed):
         raise TypeError(f"seed must be an int, got {seed!r}")
     _rng = np.random.default_rng(int(seed))
     return _rng

@@ -8,6 +8,7 @@ that of L layers. A shared parameter's gradient is the sum of its gradients at e
 that uses it (the engine accumulates them, as for any tensor used twice).
 """
 from .nn import Module, ModuleList
+from .validation import check_positive
 
 
 class SharedLayers(Module):
@@ -15,9 +16,7 @@ class SharedLayers(Module):
 
     def __init__(self, make_block, num_layers, num_groups=1):
         super().__init__()
-        for name, value in (("num_layers", num_layers), ("num_groups", num_groups)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}={value!r} must be a positive int")
+        check_positive(num_layers=num_layers, num_groups=num_groups)
         if num_groups > num_layers:
             raise ValueError(f"num_groups={num_groups} cannot exceed num_layers={num_layers}")
         self.blocks = ModuleList(make_block() for _ in range(num_groups))

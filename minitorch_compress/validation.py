@@ -11,10 +11,14 @@ def is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def check_int(name, value, minimum=None):
-    """``value`` as an ``int``; ValueError unless it is an integer (at least ``minimum``, if given)."""
-    if not is_int(value) or (minimum is not None and value < minimum):
-        kind = {None: "an int", 0: "a non-negative int", 1: "a positive int"}.get(minimum, f"an int >= {minimum}")
+def check_int(name, value, minimum=None, maximum=None):
+    """``value`` as an ``int``; ValueError unless it is an integer (at least ``minimum`` and at most
+    ``maximum``, if given)."""
+    if not is_int(value) or (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        if maximum is not None:
+            kind = f"an int from {minimum} to {maximum}" if minimum is not None else f"an int <= {maximum}"
+        else:
+            kind = {None: "an int", 0: "a non-negative int", 1: "a positive int"}.get(minimum, f"an int >= {minimum}")
         raise ValueError(f"{name} must be {kind}, got {value!r}")
     return int(value)
 

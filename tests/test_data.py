@@ -103,7 +103,8 @@ def test_validation_split_is_fixed_and_held_out_of_train(loader, sizes):
 
 def test_validation_size_errors():
     for bad in (-1, 0.1, True):
-        with pytest.raises(ValueError, match=f"validation={bad!r} must be a whole number"):
+        with pytest.raises(ValueError, match=f"validation must be a non-negative int, got {bad!r}"):
             data.load_mnist_5k(validation=bad)
+    data.load_mnist_5k(validation=np.int64(0))  # a NumPy integer is an integer
     with pytest.raises(ValueError, match="validation=4000 leaves none of the 4000"):
         data.load_mnist_5k(validation=4000)

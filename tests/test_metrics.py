@@ -99,8 +99,11 @@ def test_errors():
         metrics.model_size(empty, "coo")
     with pytest.raises(TypeError, match="Module"):
         metrics.count_parameters([1, 2])
-    with pytest.raises(ValueError, match="repeat=0"):
+    with pytest.raises(ValueError, match="repeat must be a positive int, got 0"):
         metrics.latency(empty, mc.ones(1, 2), repeat=0)
+    with pytest.raises(ValueError, match="warmup must be a non-negative int, got True"):
+        metrics.latency(empty, mc.ones(1, 2), warmup=True)
+    assert metrics.latency(empty, mc.ones(1, 2), repeat=np.int64(2), warmup=np.uint8(0)).median >= 0
 
 
 def test_table_rejects_column_names_that_cannot_name_a_field():

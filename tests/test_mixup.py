@@ -67,7 +67,7 @@ def test_mixup_rejects_bad_arguments():
     for alpha in (0, -1.0, float("nan")):
         with pytest.raises(ValueError, match=f"alpha={alpha!r}"):
             Mixup(alpha)
-    with pytest.raises(ValueError, match="num_classes=1"):
+    with pytest.raises(ValueError, match="num_classes must be an int >= 2, got 1"):
         Mixup(1.0, 1)
     with pytest.raises(ValueError, match="class label 5 is outside"):
         Mixup(1.0, 3)(X, mc.tensor(np.array([0, 1, 2, 5, 0, 1])))

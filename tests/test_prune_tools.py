@@ -220,6 +220,9 @@ def test_schedule_errors():
         prune.AGP(0.9, 0.5, 0, 100, 10)
     with pytest.raises(ValueError, match="every=0"):
         prune.Iterative(0.5, 3, 0)
+    with pytest.raises(ValueError, match="every must be a positive int, got 0"):
+        prune.SET(every=0)
+    assert prune.SET(every=np.int64(5)).every == 5
     with pytest.raises(TypeError, match="Schedule"):
         prune.Pruner(0.9)
 

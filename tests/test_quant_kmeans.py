@@ -39,8 +39,12 @@ def test_layer_shares_2_to_the_bits_values():
         kmeans.kmeans_quantize(layer, "weight", 3)
     with pytest.raises(ValueError, match="'kernel'"):
         kmeans.kmeans_quantize(nn.Linear(2, 2), "kernel", 3)
-    with pytest.raises(ValueError, match="bits=0"):
+    with pytest.raises(ValueError, match="bits must be an int from 1 to 16, got 0"):
         kmeans.kmeans_quantize(nn.Linear(2, 2), "weight", 0)
+    with pytest.raises(ValueError, match="bits must be an int from 1 to 16, got True"):
+        kmeans.kmeans_quantize(nn.Linear(2, 2), "weight", True)
+    with pytest.raises(ValueError, match="k must be a positive int, got 0"):
+        kmeans.kmeans_1d([1.0, 2.0], 0)
 
 
 def test_centroid_gradient_is_the_sum_over_each_cluster():

@@ -129,8 +129,9 @@ def test_low_bit_qconfig_gives_low_bit_codes():
     assert codes.min() >= -4 and codes.max() <= 3 and qmodel[1].weight_quant_range == (-4, 3)
     hidden = qmodel[1](qmodel[0](mc.randn(50, 6))).int_repr().data
     assert hidden.max() <= 3 and (qmodel[0].quant_min, qmodel[0].quant_max) == (0, 3)
-    with pytest.raises(ValueError, match="weight_bits=9"):
+    with pytest.raises(ValueError, match="weight_bits must be an int from 2 to 8, got 9"):
         quant.qconfig_for_bits(weight_bits=9)
+    assert quant.qconfig_for_bits(np.int64(4), np.uint8(4)).weight().quant_max == 7
 
 
 def test_qat_convolution_trains_and_converts():

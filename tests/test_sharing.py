@@ -50,9 +50,10 @@ def test_shared_gradient_is_the_sum_over_the_layers_using_it():
                                rtol=1e-10)
 
 
-@pytest.mark.parametrize("layers, groups, message", [(0, 1, "num_layers=0"), (4, 0, "num_groups=0"),
+@pytest.mark.parametrize("layers, groups, message", [(0, 1, "num_layers must be a positive int, got 0"),
+                                                     (4, 0, "num_groups must be a positive int, got 0"),
                                                      (2, 3, "num_groups=3 cannot exceed num_layers=2"),
-                                                     (2.0, 1, "num_layers=2.0")])
+                                                     (2.0, 1, "num_layers must be a positive int, got 2.0")])
 def test_shared_layers_reject_bad_sizes(layers, groups, message):
     with pytest.raises(ValueError, match=message):
         SharedLayers(block, layers, groups)

@@ -22,6 +22,11 @@ def test_bounds_are_named():
         check_int("k", 1, 2)
     check_positive(a=1, b=np.int16(7))
     check_non_negative(step=0)
+    with pytest.raises(ValueError, match=r"bits must be an int from 1 to 16, got 17"):
+        check_int("bits", 17, 1, 16)
+    with pytest.raises(ValueError, match=r"bits must be an int from 1 to 16, got False"):
+        check_int("bits", False, 1, 16)
+    assert check_int("bits", np.uint8(16), 1, 16) == 16
 
 
 def test_pairs():

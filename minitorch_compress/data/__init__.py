@@ -21,7 +21,7 @@ import numpy as np
 
 from ..random import get_rng
 from ..tensor import tensor
-from ..validation import check_positive
+from ..validation import check_non_negative, check_positive
 
 SPLIT_SEED = 0
 VALIDATION_SEED = 1
@@ -64,8 +64,7 @@ def _images(pixels, side, scale, flatten):
 
 def _with_validation(train, test, validation):
     """(train, test), or (train, validation, test) with ``validation`` examples held out of train."""
-    if isinstance(validation, bool) or not isinstance(validation, (int, np.integer)) or validation < 0:
-        raise ValueError(f"validation={validation!r} must be a whole number of examples >= 0")
+    check_non_negative(validation=validation)
     if not validation:
         return train, test
     if validation >= len(train):

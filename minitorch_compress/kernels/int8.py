@@ -19,6 +19,7 @@ carries the input's zero point: ``-(shift + x_zero_point) * sum_k W[n, k]``.
 import numpy as np
 from numba import njit, prange
 
+from ..validation import is_int
 from . import threads, vnni
 from .microkernel import MR, NR, blocked_product, row_buffer
 from .transpose import pack_transposed_strips
@@ -143,7 +144,7 @@ def int8_linear(x, packed, kernel=None, x_zero_point=0):
     if kernel == "vnni" and packed.vnni is None:
         raise ValueError("kernel='vnni' needs a weight packed for VNNI (this CPU lacks it, or use_vnni=False)")
     lo, hi = (-128, 127) if x.dtype == np.int8 else (0, 255)
-    if not isinstance(x_zero_point, (int, np.integer)) or not lo <= x_zero_point <= hi:
+    if not is_int(x_zero_point) or not lo <= x_zero_point <= hi:
         raise ValueError(f"x_zero_point must be an integer in [{lo}, {hi}] for {x.dtype} x, got {x_zero_point!r}")
     m = x.shape[0]
     if m == 0 or n == 0 or k == 0:

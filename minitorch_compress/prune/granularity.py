@@ -22,7 +22,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from ..validation import check_positive
+from ..validation import check_int, check_positive
 
 
 def group_scores(ids, scores, alive):
@@ -59,9 +59,7 @@ class Element(Granularity):
 
 class Channel(Granularity):
     def __init__(self, dim=0):
-        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
-            raise ValueError(f"dim must be an int, got {dim!r}")
-        self.dim = int(dim)
+        self.dim = check_int("dim", dim)
 
     def group_ids(self, shape):
         if len(shape) < 2 or not -len(shape) <= self.dim < len(shape):

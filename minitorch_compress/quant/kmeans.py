@@ -23,6 +23,7 @@ from ..autograd import Function
 from ..nn import Parameter
 from ..prune.methods import ParameterHook
 from ..tensor import Tensor
+from ..validation import check_int, check_positive
 
 
 def kmeans_1d(values, k, max_iter=100):
@@ -35,8 +36,7 @@ def kmeans_1d(values, k, max_iter=100):
     x = np.asarray(values, np.float64).reshape(-1)
     if x.size == 0:
         raise ValueError("k-means needs at least one value")
-    if not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"number of clusters k={k!r} must be a positive int")
+    check_positive(k=k)
     centroids = np.linspace(x.min(), x.max(), k)
     labels = None
     for _ in range(max_iter):
@@ -87,8 +87,7 @@ class KMeansQuantization(ParameterHook):
 
     @classmethod
     def apply(cls, module, name, bits, sparse=False, max_iter=100):
-        if not isinstance(bits, (int, np.integer)) or not 1 <= bits <= 16:
-            raise ValueError(f"bits={bits!r} must be an int from 1 to 16")
+        check_int("bits", bits, 1, 16)
         if cls.find(module, name)[1] is not None:
             raise ValueError(f"{type(module).__name__}.{name} is already k-means quantized")
         param = dict(module.named_parameters(recurse=False)).get(name)

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..nn import Module
 from ..tensor import Tensor
+from ..validation import check_positive
 from .qtensor import check_dtype, dtype_range
 
 QSCHEMES = ("per_tensor_affine", "per_tensor_symmetric", "per_channel_affine", "per_channel_symmetric")
@@ -273,8 +274,7 @@ class HistogramObserver(ObserverBase):
                  clamp_to_quant_range=False):
         if qscheme.startswith("per_channel"):
             raise ValueError(f"HistogramObserver is per tensor, got qscheme {qscheme!r}")
-        if not isinstance(bins, int) or bins < 1:
-            raise ValueError(f"bins={bins!r} must be a positive int")
+        check_positive(bins=bins)
         super().__init__(dtype, qscheme, reduce_range, quant_min, quant_max, eps, clamp_to_quant_range)
         self.bins, self.upsample_rate, self.dst_nbins = bins, 16, 2 ** 8
         self.register_buffer("histogram", Tensor(np.zeros(bins, np.float32)))

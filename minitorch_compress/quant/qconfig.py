@@ -10,6 +10,7 @@ integer range [quant_min, quant_max] (how PyTorch itself simulates fewer than 8 
 from collections import namedtuple
 
 from ..nn import Module
+from ..validation import check_int
 from .fake_quant import (FakeQuantize, default_fake_quant, default_per_channel_weight_fake_quant,
                          default_weight_fake_quant)
 from .observers import (HistogramObserver, MinMaxObserver, MovingAverageMinMaxObserver,
@@ -64,9 +65,8 @@ def qconfig_for_bits(weight_bits=8, activation_bits=8, per_channel=False, qat=Fa
     custom ranges only choose the scale and clamp to the dtype's range). At 8/8 bits and per tensor
     this is PyTorch's recipe without ``reduce_range``.
     """
-    for name, bits in (("weight_bits", weight_bits), ("activation_bits", activation_bits)):
-        if not isinstance(bits, int) or not 2 <= bits <= 8:
-            raise ValueError(f"{name}={bits!r} must be an int from 2 to 8")
+    weight_bits = check_int("weight_bits", weight_bits, 2, 8)
+    activation_bits = check_int("activation_bits", activation_bits, 2, 8)
     w_range = dict(quant_min=-2 ** (weight_bits - 1), quant_max=2 ** (weight_bits - 1) - 1, dtype="qint8",
                    clamp_to_quant_range=True)
     a_range = dict(quant_min=0, quant_max=2 ** activation_bits - 1, dtype="quint8", clamp_to_quant_range=True)

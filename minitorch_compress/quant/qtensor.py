@@ -11,11 +11,11 @@ reciprocal, round half to even). ``zero_point`` is the integer that represents t
 exactly. Ranges: qint8 -128..127, quint8 0..255; ``reduce_range`` drops one bit (-64..63,
 0..127) as PyTorch does for x86 kernels whose 16-bit intermediate sums could overflow.
 """
-import numbers
 
 import numpy as np
 
 from ..tensor import Tensor
+from ..validation import is_int
 
 DTYPES = {"qint8": np.int8, "quint8": np.uint8}
 _RANGES = {"qint8": (-128, 127), "quint8": (0, 255)}
@@ -185,7 +185,7 @@ def quantize_per_channel(x, scales, zero_points, axis, dtype):
     """Quantize each slice ``x[..., i, ...]`` along ``axis`` with its own scale and zero point."""
     data = _array(x)
     qmin, qmax = dtype_range(dtype)
-    if not isinstance(axis, numbers.Integral) or not -data.ndim <= axis < data.ndim:
+    if not is_int(axis) or not -data.ndim <= axis < data.ndim:
         raise ValueError(f"axis={axis!r} is not a dimension of a tensor of shape {data.shape}")
     axis = int(axis) % data.ndim
     scales = check_scale(scales, "scales").reshape(-1)
