@@ -22,11 +22,11 @@ import numpy as np
 
 from .nn import Conv2d, Linear, Module
 from .prune.methods import dense_parameters
+from .sparse import csr_bytes
 from .table import Table  # noqa: F401  (metrics.Table, as the lessons print their results)
 from .tensor import Tensor, no_grad
 from .validation import check_non_negative, check_positive
 
-INDEX_BYTES = 4   # CSR column indices and row pointers are int32, as in sparse.CSRMatrix
 
 
 def _check_model(model):
@@ -128,8 +128,7 @@ def model_size(model, format="dense"):
     size = 0
     for value in parameters(model).values():
         if format == "csr" and value.ndim >= 2:
-            nnz = int(np.count_nonzero(value))
-            size += nnz * (value.itemsize + INDEX_BYTES) + (value.shape[0] + 1) * INDEX_BYTES
+            size += csr_bytes(value != 0, 8 * value.itemsize)
         else:
             size += value.nbytes
     return size

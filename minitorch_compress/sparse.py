@@ -15,6 +15,16 @@ from .nn import Module
 from .nn.module import check_shapes
 from .tensor import Tensor
 
+INDEX_BYTES = 4   # column indices and row pointers are int32
+
+
+def csr_bytes(nonzero, value_bits=32):
+    """Bytes of a matrix (rows = first axis) stored as CSR, given the boolean array of its stored
+    entries: the values at ``value_bits`` bits each, packed without gaps, one int32 column index per
+    value and rows + 1 int32 row pointers (``metrics.model_size`` and ``quant.size`` count with it)."""
+    nnz = int(np.count_nonzero(nonzero))
+    return -(-nnz * int(value_bits) // 8) + nnz * INDEX_BYTES + (nonzero.shape[0] + 1) * INDEX_BYTES
+
 
 class CSRMatrix:
     """A float32 matrix in compressed sparse row form: ``indptr`` (rows+1), ``indices``, ``data``.

@@ -7,7 +7,7 @@ from hypothesis import given, settings, strategies as st
 import minitorch_compress as mc
 from minitorch_compress.kernels import csr_matmul
 from minitorch_compress.kernels.csr import csr_matmul_reference
-from minitorch_compress.sparse import CSRMatrix, SparseLinear
+from minitorch_compress.sparse import CSRMatrix, SparseLinear, csr_bytes
 
 FEW = settings(max_examples=25, deadline=None)
 
@@ -190,3 +190,10 @@ def test_sparse_linear_rejects_a_checkpoint_that_does_not_fit():
     with pytest.raises(ValueError, match=r"weight_indptr, weight_indices, weight_data: indptr\[-1\]=\d+ but indices"):
         layer.load_state_dict(state)
     np.testing.assert_array_equal(layer(x).data, before)
+
+
+def test_csr_bytes_counts_what_a_csr_matrix_stores():
+    dense = np.array([[0, 1.5, 0, 2], [0, 0, 0, 0], [3, 0, 4, 5]], np.float32)
+    m = CSRMatrix.from_dense(dense)
+    assert csr_bytes(dense != 0) == m.indptr.nbytes + m.indices.nbytes + m.data.nbytes == 5 * 4 + 5 * 4 + 4 * 4
+    assert csr_bytes(dense != 0, value_bits=4) == 3 + 5 * 4 + 4 * 4   # 5 four-bit values fill 3 bytes

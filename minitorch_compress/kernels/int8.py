@@ -22,6 +22,7 @@ from numba import njit, prange
 from ..validation import is_int
 from . import threads, vnni
 from .microkernel import MR, NR, blocked_product, row_buffer
+from .quantize import CODE_RANGES
 from .transpose import pack_transposed_strips
 from .validate import check_inner, check_matrix
 
@@ -143,7 +144,7 @@ def int8_linear(x, packed, kernel=None, x_zero_point=0):
         raise ValueError(f"unknown int8 kernel {kernel!r}; expected None, 'vnni' or 'portable'")
     if kernel == "vnni" and packed.vnni is None:
         raise ValueError("kernel='vnni' needs a weight packed for VNNI (this CPU lacks it, or use_vnni=False)")
-    lo, hi = (-128, 127) if x.dtype == np.int8 else (0, 255)
+    lo, hi = CODE_RANGES[x.dtype]
     if not is_int(x_zero_point) or not lo <= x_zero_point <= hi:
         raise ValueError(f"x_zero_point must be an integer in [{lo}, {hi}] for {x.dtype} x, got {x_zero_point!r}")
     m = x.shape[0]

@@ -1,8 +1,9 @@
 """float -> 8-bit codes in one pass: ``q = clamp(rint(x * float32(1 / scale)) + zero_point, qmin, qmax)``.
 
-The formula is PyTorch's (and ``quant.qtensor.quantize_array``'s, the reference the tests
-compare with): multiply by the float32 reciprocal, round half to even, add the zero point, clamp.
-NumPy takes four whole-array passes and a cast for it; here each element is read and written once.
+The formula is PyTorch's: multiply by the float32 reciprocal, round half to even, add the zero
+point, clamp. ``quantize_array`` writes it in NumPy (four whole-array passes), the one place the
+package spells it out: quantized tensors, fake quantization and the tests use it. The kernel
+(``quantize``) reads and writes each element once.
 """
 import numpy as np
 from numba import njit, prange
@@ -11,7 +12,25 @@ from . import threads
 from .validate import as_array
 
 NS_PER_ELEMENT = 0.1   # one thread
-_CODE_DTYPES = {np.dtype(np.int8): (-128, 127), np.dtype(np.uint8): (0, 255)}
+CODE_DTYPES = {"qint8": np.dtype(np.int8), "quint8": np.dtype(np.uint8)}   # PyTorch's names for the codes' dtypes
+CODE_RANGES = {np.dtype(np.int8): (-128, 127), np.dtype(np.uint8): (0, 255)}
+"""The [min, max] of 8-bit codes: the package's one table of them (quant.qtensor, the int8 kernel,
+requantization and this kernel read it)."""
+
+
+def quantize_array(x, scale, zero_point, qmin, qmax, dtype=np.float32):
+    """The formula in NumPy; ``scale``/``zero_point`` broadcast against ``x``. Codes as floats of ``dtype``.
+
+    The reciprocal is taken in float32 (``1.0f / float(scale)``) as PyTorch does, so ties such as
+    127.5 land where they land in PyTorch; the product is in ``dtype`` (fake quantization keeps
+    float64 inputs in float64). ``qmin = qmax = None``: no clamp (fake quantization needs to know
+    which codes the clamp moves).
+    """
+    inv_scale = (np.float32(1.0) / np.asarray(scale, np.float32)).astype(dtype, copy=False)
+    q = np.multiply(x, inv_scale, dtype=dtype)
+    np.rint(q, out=q)  # in place: one buffer for the whole formula
+    np.add(q, zero_point, out=q, casting="unsafe")
+    return q if qmin is None else np.clip(q, qmin, qmax, out=q)
 
 
 @njit(cache=True, parallel=True)
@@ -29,9 +48,9 @@ def quantize(x, scale, zero_point, qmin, qmax, dtype):
     if x.dtype.kind not in "fiu":
         raise TypeError(f"x must be a real-valued array, got dtype {x.dtype}")
     dtype = np.dtype(dtype)
-    if dtype not in _CODE_DTYPES:
+    if dtype not in CODE_RANGES:
         raise TypeError(f"dtype must be int8 or uint8, got {dtype}")
-    lo, hi = _CODE_DTYPES[dtype]
+    lo, hi = CODE_RANGES[dtype]
     if not lo <= qmin <= qmax <= hi:
         raise ValueError(f"[qmin, qmax] = [{qmin}, {qmax}] is not a range inside [{lo}, {hi}] for {dtype}")
     if not lo <= zero_point <= hi or zero_point != int(zero_point):

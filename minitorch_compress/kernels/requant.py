@@ -17,10 +17,10 @@ from numba import njit, prange
 
 from . import threads
 from .int8 import int8_linear, int8_matmul_reference
+from .quantize import CODE_DTYPES, CODE_RANGES
 from .validate import unwrap
 
 NS_PER_OUTPUT = 0.25   # one thread, per output element
-_RANGES = {"qint8": (np.int8, -128, 127), "quint8": (np.uint8, 0, 255)}
 
 
 @njit(cache=True, parallel=True)
@@ -58,9 +58,10 @@ def _check_scale(scale, name):
 
 
 def _check_out(out_scale, out_zero_point, out_dtype):
-    if out_dtype not in _RANGES:
+    if out_dtype not in CODE_DTYPES:
         raise ValueError(f"unknown out_dtype {out_dtype!r}; expected 'qint8' or 'quint8'")
-    dtype, lo, hi = _RANGES[out_dtype]
+    dtype = CODE_DTYPES[out_dtype]
+    lo, hi = CODE_RANGES[dtype]
     _check_scale(out_scale, "out_scale")
     if not lo <= out_zero_point <= hi:
         raise ValueError(f"out_zero_point={out_zero_point} outside [{lo}, {hi}] for {out_dtype}")
@@ -144,7 +145,8 @@ def int8_linear_dequant_reference(x_q, x_scale, x_zero_point, weight, w_scale, w
 
 def int8_linear_requant_reference(x_q, x_scale, x_zero_point, weight, w_scale, out_scale, out_zero_point,
                                   w_zero_point=0, bias=None, out_dtype="qint8"):
-    dtype, lo, hi = _RANGES[out_dtype]
+    dtype = CODE_DTYPES[out_dtype]
+    lo, hi = CODE_RANGES[dtype]
     y = int8_linear_dequant_reference(x_q, x_scale, x_zero_point, weight, w_scale, w_zero_point, bias)
     q = np.rint(y * np.float32(1.0 / out_scale)) + out_zero_point
     return np.clip(q, lo, hi).astype(dtype)

@@ -18,7 +18,7 @@ from ..autograd import Function
 from ..nn import Module
 from ..tensor import Tensor
 from .observers import (MovingAverageMinMaxObserver, MovingAveragePerChannelMinMaxObserver, with_args)
-from .qtensor import check_scale, check_zero_point, dtype_range
+from .qtensor import check_scale, check_zero_point, dtype_range, quantize_array
 
 
 class _FakeQuantizeAffine(Function):
@@ -26,9 +26,8 @@ class _FakeQuantizeAffine(Function):
 
     @staticmethod
     def forward(ctx, x, scale, zero_point, quant_min, quant_max):
-        inv_scale = (np.float32(1.0) / scale.astype(np.float32)).astype(x.dtype)
+        q = quantize_array(x, scale, zero_point, None, None, x.dtype)
         zero_point = zero_point.astype(x.dtype)
-        q = np.rint(x * inv_scale) + zero_point
         inside = (q >= quant_min) & (q <= quant_max)
         ctx.save_for_backward(inside)
         return (np.clip(q, quant_min, quant_max) - zero_point) * scale.astype(np.float32).astype(x.dtype)

@@ -14,11 +14,11 @@ exactly. Ranges: qint8 -128..127, quint8 0..255; ``reduce_range`` drops one bit 
 
 import numpy as np
 
+from ..kernels.quantize import CODE_DTYPES, CODE_RANGES, quantize_array  # noqa: F401  (the formula's one home)
 from ..tensor import Tensor
 from ..validation import is_int
 
-DTYPES = {"qint8": np.int8, "quint8": np.uint8}
-_RANGES = {"qint8": (-128, 127), "quint8": (0, 255)}
+DTYPES = CODE_DTYPES   # "qint8" -> int8, "quint8" -> uint8
 
 
 def check_dtype(dtype):
@@ -32,7 +32,7 @@ def check_dtype(dtype):
 
 def dtype_range(dtype, reduce_range=False):
     """(qmin, qmax) of ``dtype``; ``reduce_range`` gives the 7-bit range PyTorch uses on x86."""
-    qmin, qmax = _RANGES[check_dtype(dtype)]
+    qmin, qmax = CODE_RANGES[DTYPES[check_dtype(dtype)]]
     return (qmin // 2, qmax // 2) if reduce_range else (qmin, qmax)
 
 
@@ -65,19 +65,6 @@ def check_zero_point(zero_point, qmin, qmax, name="zero_point"):
     if bad.any():
         raise ValueError(f"{name}={z[bad].flat[0]} is outside the quantized range [{qmin}, {qmax}]")
     return z
-
-
-def quantize_array(x, scale, zero_point, qmin, qmax):
-    """The quantization formula on arrays; ``scale``/``zero_point`` broadcast against ``x``.
-
-    The reciprocal is taken in float32 (``1.0f / float(scale)``) as PyTorch does, so ties such as
-    127.5 land where they land in PyTorch.
-    """
-    inv_scale = np.float32(1.0) / np.asarray(scale, np.float32)
-    q = np.multiply(x, inv_scale, dtype=np.float32)
-    np.rint(q, out=q)  # in place: one buffer for the whole formula
-    np.add(q, zero_point, out=q, casting="unsafe")
-    return np.clip(q, qmin, qmax, out=q)
 
 
 def dequantize_array(q, scale, zero_point):

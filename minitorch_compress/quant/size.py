@@ -20,8 +20,8 @@ import math
 
 import numpy as np
 
-from ..metrics import INDEX_BYTES, parameters
-from ..sparse import SparseLinear
+from ..metrics import parameters
+from ..sparse import SparseLinear, csr_bytes
 from .kmeans import KMeansQuantization
 from .modules import PackedLayer, StaticLayer
 from .stubs import Quantize
@@ -39,12 +39,6 @@ def packed_bytes(count, bits):
 def code_bits(quant_min, quant_max):
     """Bits per code for the integer range [quant_min, quant_max] (8 for qint8's -128..127)."""
     return max(1, math.ceil(math.log2(quant_max - quant_min + 1)))
-
-
-def csr_bytes(nonzero, value_bits):
-    """Bytes of a matrix (rows = first axis) in CSR, given the boolean array of its stored entries."""
-    nnz = int(np.count_nonzero(nonzero))
-    return packed_bytes(nnz, value_bits) + nnz * INDEX_BYTES + (nonzero.shape[0] + 1) * INDEX_BYTES
 
 
 def array_bytes(nonzero, value_bits, format):
