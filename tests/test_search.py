@@ -156,3 +156,16 @@ def test_measure_space_covers_every_architecture_of_the_space():
         model = search.build(space.sample(rng), (1, 14, 14))
         expected = sum(fake_timer(m, s) for m, s in _leaf_inputs(model, (1, 1, 14, 14)))
         assert np.isclose(table.predict(model, (1, 1, 14, 14)), expected)
+
+
+def test_random_architecture_search_stays_within_budget():
+    space = search.ArchSpace()
+
+    def cost(arch):
+        return sum(s["width"] for s in arch["stages"])
+    best, history = search.random_architecture_search(space, lambda a: len(a["stages"]), cost, 40, trials=15, seed=3)
+    assert len(history) == 15 and all(cost(t.config) <= 40 for t in history)
+    assert best.score == max(t.score for t in history)
+    assert search.random_architecture_search(space, lambda a: len(a["stages"]), cost, 40, trials=15, seed=3)[1] == history
+    with pytest.raises(ValueError, match="no architecture within budget"):
+        search.random_architecture_search(space, len, cost, 1, trials=1, max_draws=20)

@@ -16,9 +16,9 @@ Scores are to be maximised (validation accuracy); every search is reproducible f
 """
 from .hpo import Trial, grid_search, hyperband, random_search, successive_halving
 from .latency import LatencyTable, layer_key, time_layer
-from .nas import ArchSpace, build, evolutionary_search, head_layers, scale, stage_layers, stem_layers
+from .nas import ArchSpace, build, evolutionary_search, head_layers, random_architecture_search, scale, stage_layers, stem_layers
 from .space import Choice, IntUniform, LogUniform, Space, Uniform
 
 __all__ = ["Space", "Choice", "Uniform", "LogUniform", "IntUniform", "Trial", "grid_search", "random_search",
            "successive_halving", "hyperband", "ArchSpace", "build", "scale", "stem_layers", "stage_layers", "head_layers",
-           "evolutionary_search", "LatencyTable", "layer_key", "time_layer"]
+           "evolutionary_search", "random_architecture_search", "LatencyTable", "layer_key", "time_layer"]

@@ -13,7 +13,8 @@ squeezing to width / 4 and expanding to width / 2 + width / 2; always 3x3, ``ker
 Once-for-All and MCUNet's search under a latency budget: a population of architectures within
 budget; each generation, the best ``parents`` make children by crossover and mutation; children
 over budget are discarded and drawn again; the oldest leave. It never returns an architecture
-over budget.
+over budget. ``random_architecture_search`` is its baseline: as many architectures drawn at random
+within the budget.
 """
 import copy
 
@@ -126,6 +127,22 @@ def scale(arch, multiplier):
     def width(w):
         return max(4, 2 * int(round(w * multiplier / 2)))
     return {"stem": width(arch["stem"]), "stages": [{**s, "width": width(s["width"])} for s in arch["stages"]]}
+
+
+def random_architecture_search(space, fitness, cost, budget, trials, seed=0, max_draws=1000):
+    """``trials`` architectures drawn from ``space`` with ``cost(arch) <= budget`` (others are drawn
+    again), each evaluated once. Returns (best trial, history)."""
+    rng = np.random.default_rng(seed)
+    history = []
+    for _ in range(trials):
+        for _ in range(max_draws):
+            arch = space.sample(rng)
+            if cost(arch) <= budget:
+                break
+        else:
+            raise ValueError(f"no architecture within budget {budget!r} after {max_draws} draws")
+        history.append(Trial(arch, float(fitness(arch))))
+    return max(history, key=lambda t: t.score), history
 
 
 def evolutionary_search(space, fitness, cost, budget, population=12, generations=5, parents=4, mutation=0.3,
