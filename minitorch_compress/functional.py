@@ -5,9 +5,10 @@ is cheaper than the chain of primitive ops (softmax, cross entropy, linear, conv
 pooling) get their own backward rule, written right after the forward.
 """
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
-from .backend import matmul_arrays
+from .backend import get_backend, matmul_arrays
+from .kernels.im2col import col2im, im2col, out_size, windows
+from .kernels.pool import max_pool, max_pool_backward
 from .kernels.transcendental import exp, log
 from .kernels.transcendental import tanh as tanh_array
 from .random import get_rng
@@ -180,13 +181,6 @@ def dropout(x, p=0.5, training=True):
     return x * Tensor(mask)
 
 
-def _windows(x, kh, kw, sh, sw, dh=1, dw=1):
-    """All (kh, kw) patches of an NCHW array taken every (sh, sw), their taps (dh, dw) apart:
-    shape (N, C, Ho, Wo, kh, kw), a view."""
-    span = sliding_window_view(x, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(2, 3))
-    return span[:, :, ::sh, ::sw, ::dh, ::dw]
-
-
 def _grouped(a, b, groups):
     """Per group g: a_g @ b_g, with a (M, G*K) and b (G*K, N/G) split into G column / row blocks,
     side by side in the result (M, N). One product when G = 1."""
@@ -225,9 +219,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     xp = np.pad(x.data, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x.data
     if xp.shape[2] < (kh - 1) * dh + 1 or xp.shape[3] < (kw - 1) * dw + 1:
         raise ValueError(f"conv2d: padded input {xp.shape[2:]} is smaller than the kernel {(kh, kw)} with dilation {(dh, dw)}")
-    patches = _windows(xp, kh, kw, sh, sw, dh, dw)
-    n, _, ho, wo = patches.shape[:4]
-    cols = patches.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, c * kh * kw)   # group g: a block of columns
+    n, ho, wo = x.shape[0], out_size(xp.shape[2], kh, sh, dh), out_size(xp.shape[3], kw, sw, dw)
+    cols = im2col(xp, kh, kw, (sh, sw), (dh, dw))                                  # group g: a block of columns
     w2 = weight.data.reshape(o, -1)                                                 # group g: a block of rows
     wt = w2.T if groups == 1 else w2.reshape(groups, o // groups, -1).transpose(0, 2, 1).reshape(-1, o // groups)
     out = _grouped(cols, wt, groups)
@@ -235,12 +228,13 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         out += bias.data
     out = out.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)
 
-    def col2im(g2):
-        dcols = _grouped(g2, w2, groups).reshape(n, ho, wo, c, kh, kw)
+    def input_grad(g2):
         dxp = np.zeros(xp.shape, dtype=xp.dtype)
-        for u in range(kh):  # one strided add per kernel tap, never per pixel
-            for v in range(kw):
-                dxp[:, :, u * dh:u * dh + sh * ho:sh, v * dw:v * dw + sw * wo:sw] += dcols[:, :, :, :, u, v].transpose(0, 3, 1, 2)
+        # On our kernel W^T g2^T gives the bits of (g2 W)^T (one chain over o per element), laid
+        # out for col2im to read along image rows; OpenBLAS may round the two differently.
+        ours = groups == 1 and g2.dtype == np.float32 and get_backend() == "numba"
+        dcols_t = matmul_arrays(w2.T, g2.T) if ours else _grouped(g2, w2, groups).T
+        col2im(dcols_t, dxp, kh, kw, (sh, sw), (dh, dw), ho, wo)
         return dxp[:, :, ph:ph + x.shape[2], pw:pw + x.shape[3]]
 
     def weight_grad(g2):
@@ -253,7 +247,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
     def backward(g):
         g2 = g.transpose(0, 2, 3, 1).reshape(-1, o)
-        grads = (col2im(g2) if x.requires_grad else None, weight_grad(g2) if weight.requires_grad else None)
+        grads = (input_grad(g2) if x.requires_grad else None, weight_grad(g2) if weight.requires_grad else None)
         return grads + ((g2.sum(axis=0),) if bias is not None else ())
     parents = (x, weight) if bias is None else (x, weight, bias)
     return op_result(out, parents, backward)
@@ -268,18 +262,11 @@ def max_pool2d(x, kernel_size, stride=None):
     sh, sw = as_pair(kernel_size if stride is None else stride, "stride")
     if x.shape[2] < kh or x.shape[3] < kw:
         raise ValueError(f"max_pool2d: input {x.shape[2:]} is smaller than the kernel {(kh, kw)}")
-    patches = _windows(x.data, kh, kw, sh, sw)
-    n, c, ho, wo = patches.shape[:4]
-    flat = patches.reshape(n, c, ho, wo, kh * kw)
-    arg = flat.argmax(axis=-1)
-    out = np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]
+    out, arg = max_pool(x.data, kh, kw, sh, sw)
 
     def backward(g):
         dx = np.zeros_like(x.data)
-        rows = np.arange(ho)[:, None] * sh + arg // kw
-        cols = np.arange(wo)[None, :] * sw + arg % kw
-        batch, channel = np.arange(n)[:, None, None, None], np.arange(c)[None, :, None, None]
-        np.add.at(dx, (batch, channel, rows, cols), g)  # add.at: overlapping windows may share a maximum
+        max_pool_backward(g, arg, dx, kh, kw, sh, sw)  # in window order: overlapping windows may share a maximum
         return (dx,)
     return op_result(out, (x,), backward)
 
@@ -298,7 +285,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0):
     xp = np.pad(x.data, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x.data
     if xp.shape[2] < kh or xp.shape[3] < kw:
         raise ValueError(f"avg_pool2d: input {x.shape[2:]} is smaller than the kernel {(kh, kw)}")
-    patches = _windows(xp, kh, kw, sh, sw)
+    patches = windows(xp, kh, kw, sh, sw)
     ho, wo = patches.shape[2:4]
     out = patches.mean(axis=(4, 5), dtype=x.dtype)
 

@@ -1,0 +1,146 @@
+"""The convolution and pooling kernels (kernels/im2col.py, kernels/pool.py) give the bits of their
+NumPy forms, compiled or with NUMBA_DISABLE_JIT=1, and conv2d / max_pool2d agree with formulas
+written out by hand."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import minitorch_compress as mc
+from minitorch_compress import functional as F
+from minitorch_compress.gradcheck import gradcheck
+from minitorch_compress.kernels import im2col as I, pool as P
+
+
+def same_bits(a, b):
+    return a.shape == b.shape and a.dtype == b.dtype and np.ascontiguousarray(a).tobytes() == np.ascontiguousarray(b).tobytes()
+
+
+# (N, C, Hp, Wp, kh, kw, stride, dilation): overlapping, strided, dilated, non-square
+GEOMETRIES = [(2, 1, 12, 12, 5, 5, (1, 1), (1, 1)), (2, 3, 9, 11, 3, 3, (2, 2), (1, 1)), (1, 2, 13, 7, 3, 2, (2, 1), (1, 2)),
+              (3, 4, 8, 8, 1, 1, (2, 2), (1, 1)), (2, 2, 10, 10, 3, 3, (1, 1), (2, 2)), (1, 3, 7, 9, 4, 3, (3, 2), (1, 1))]
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_im2col_and_col2im_match_numpy(geometry, dtype):
+    n, c, h, w, kh, kw, stride, dilation = geometry
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    for layout in (x, np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)):   # NCHW and NHWC memory
+        cols = I.im2col(layout, kh, kw, stride, dilation, rows=None)
+        assert same_bits(cols, I.im2col_numpy(layout, kh, kw, stride, dilation))
+        padded = I.im2col(layout, kh, kw, stride, dilation, rows=cols.shape[0] + 5)
+        assert same_bits(padded[:cols.shape[0]], cols) and not padded[cols.shape[0]:].any()
+    # the patches by hand
+    ho, wo = I.out_size(h, kh, stride[0], dilation[0]), I.out_size(w, kw, stride[1], dilation[1])
+    b, i, j, ch, u, v = n - 1, ho - 1, wo // 2, c - 1, kh - 1, kw // 2
+    assert cols[(b * ho + i) * wo + j, (ch * kh + u) * kw + v] == x[b, ch, i * stride[0] + u * dilation[0], j * stride[1] + v * dilation[1]]
+    # col2im: values of very different sizes, so that the order of a pixel's additions shows in its bits
+    dcols_t = (rng.standard_normal((c * kh * kw, n * ho * wo)) * 10.0 ** rng.integers(-6, 6, (c * kh * kw, n * ho * wo))).astype(dtype)
+    ours, theirs = np.zeros_like(x), np.zeros_like(x)
+    I.col2im(dcols_t, ours, kh, kw, stride, dilation, ho, wo)
+    I.col2im_numpy(dcols_t, theirs, kh, kw, stride, dilation, ho, wo)
+    assert same_bits(ours, theirs)
+    # adjoint of im2col: <im2col(x), D> == <x, col2im(D^T)>
+    np.testing.assert_allclose((cols.astype(np.float64) * dcols_t.T).sum(), (x.astype(np.float64) * ours).sum(), rtol=1e-6)
+
+
+def pool_inputs(dtype):
+    rng = np.random.default_rng(1)
+    plain = rng.standard_normal((2, 3, 11, 12)).astype(dtype)
+    ties = np.round(plain)
+    nan = plain.copy()
+    nan[nan > 1.0] = np.nan
+    inf = plain.copy()
+    inf[inf > 1.0], inf[inf < -1.0] = np.inf, -np.inf
+    signed_zeros = np.where(plain > 0, np.zeros_like(plain), -np.zeros_like(plain))
+    return {"plain": plain, "ties": ties, "nan": nan, "inf": inf, "signed zeros": signed_zeros}
+
+
+@pytest.mark.parametrize("window", [(2, 2, 2, 2), (3, 3, 2, 2), (2, 3, 1, 2), (3, 3, 1, 1), (2, 2, 3, 3)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool_matches_numpy(window, dtype):
+    kh, kw, sh, sw = window
+    rng = np.random.default_rng(2)
+    for name, x in pool_inputs(dtype).items():
+        for layout in (x, np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)):
+            out, arg = P.max_pool(layout, kh, kw, sh, sw)
+            ref_out, ref_arg = P.max_pool_numpy(layout, kh, kw, sh, sw)
+            assert same_bits(out, ref_out) and (arg == ref_arg).all(), name
+            assert out.flags.c_contiguous
+            g = (rng.standard_normal(out.shape) * 10.0 ** rng.integers(-6, 6, out.shape)).astype(dtype)
+            ours, theirs = np.zeros_like(layout), np.zeros_like(layout)
+            P.max_pool_backward(g, arg, ours, kh, kw, sh, sw)
+            P.max_pool_backward_numpy(g, arg, theirs, kh, kw, sh, sw)
+            assert same_bits(ours, theirs), name
+
+
+def test_max_pool_by_hand():
+    x = np.array([[[[1, 3, 3, 0], [2, np.nan, 5, 5], [0, 0, -1, 7], [-2, 0, 7, 4]]]], np.float32)
+    out, arg = P.max_pool(x, 2, 2, 2, 2)
+    assert np.isnan(out[0, 0, 0, 0]) and out[0, 0, 0, 1] == 5 and out[0, 0, 1, 0] == 0 and out[0, 0, 1, 1] == 7
+    assert arg[0, 0].tolist() == [[3, 2], [0, 1]]   # the NaN, then the first of each tie
+    dx = np.zeros_like(x)
+    P.max_pool_backward(np.ones((1, 1, 2, 2), np.float32), arg, dx, 2, 2, 2, 2)
+    assert dx[0, 0].tolist() == [[0, 0, 0, 0], [0, 1, 1, 0], [1, 0, 0, 1], [0, 0, 0, 0]]
+    x = np.array([[[[0, 9, 1], [2, 3, 4]]]], np.float32)   # overlapping windows share the 9
+    out, arg = P.max_pool(x, 2, 2, 1, 1)
+    dx = np.zeros_like(x)
+    P.max_pool_backward(np.array([[[[0.5, 0.25]]]], np.float32), arg, dx, 2, 2, 1, 1)
+    assert out[0, 0].tolist() == [[9, 9]] and dx[0, 0].tolist() == [[0, 0.75, 0], [0, 0, 0]]
+
+
+@pytest.mark.parametrize("config", [dict(stride=1, padding=2), dict(stride=2, padding=1), dict(stride=(2, 1), padding=(1, 0), dilation=(1, 2)),
+                                    dict(stride=1, padding=1, groups=2)])
+def test_conv2d_matches_the_formula(config):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 4, 9, 8))
+    groups = config.get("groups", 1)
+    w = rng.standard_normal((6, 4 // groups, 3, 3))
+    b = rng.standard_normal(6)
+    xt, wt, bt = (mc.tensor(a, requires_grad=True, dtype=np.float64) for a in (x, w, b))
+    out = F.conv2d(xt, wt, bt, **config)
+    (sh, sw), (ph, pw) = (np.broadcast_to(config[key], 2) for key in ("stride", "padding"))
+    dh, dw = np.broadcast_to(config.get("dilation", 1), 2)
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    expected = np.empty(out.shape)
+    for o in range(6):
+        g0 = o // (6 // groups) * (4 // groups)
+        for i in range(out.shape[2]):
+            for j in range(out.shape[3]):
+                patch = xp[:, g0:g0 + 4 // groups, i * sh:i * sh + 2 * dh + 1:dh, j * sw:j * sw + 2 * dw + 1:dw]
+                expected[:, o, i, j] = (patch * w[o]).sum(axis=(1, 2, 3)) + b[o]
+    np.testing.assert_allclose(out.data, expected, rtol=1e-12, atol=1e-12)
+    assert gradcheck(lambda x_, w_, b_: F.conv2d(x_, w_, b_, **config), (xt, wt, bt))
+
+
+NO_JIT_LAYERS = """
+import sys
+import numpy as np
+import minitorch_compress as mc
+from minitorch_compress import functional as F, nn
+mc.manual_seed(0)
+net = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2), nn.Conv2d(4, 8, 3, stride=2, dilation=1, padding=2),
+                    nn.ReLU(), nn.MaxPool2d(2), nn.Flatten())
+x = mc.tensor(np.random.default_rng(0).standard_normal((2, 2, 13, 13)).astype(np.float32), requires_grad=True)
+out = net(x)
+(out * out).sum().backward()
+np.savez(sys.argv[1], out=out.data, dx=x.grad, **{name: p.grad for name, p in net.named_parameters()})
+"""
+
+
+def test_layers_run_as_plain_python_with_the_same_bits(tmp_path):
+    script = tmp_path / "layers.py"
+    script.write_text(NO_JIT_LAYERS)
+    for name, jit_off in (("python", "1"), ("compiled", "0")):
+        env = dict(os.environ, NUMBA_DISABLE_JIT=jit_off)
+        run = subprocess.run([sys.executable, "-W", "error", str(script), str(tmp_path / name)], env=env,
+                             capture_output=True, text=True, timeout=900)
+        assert run.returncode == 0, run.stderr[-3000:]
+    python, compiled = np.load(tmp_path / "python.npz"), np.load(tmp_path / "compiled.npz")
+    assert set(python) == set(compiled) and len(python) == 6
+    for key in python:
+        assert python[key].tobytes() == compiled[key].tobytes(), key
