@@ -1,6 +1,10 @@
 """The autograder on a two-task toy assignment: release, rebuild, and grading a class of
-good, wrong, tampering and crashing submissions in one batch."""
+good, wrong, tampering and crashing submissions in one batch; a crash in the first answer costs
+what a blank first answer costs; forbidden names, monkeypatching and hidden checks."""
+import contextlib
 import csv
+import glob
+import io
 import os
 
 import nbformat
@@ -8,29 +12,35 @@ import psutil
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
+from minitorch_compress.grading import Checker, submission_report
 from minitorch_compress.grading.__main__ import main
+from minitorch_compress.grading.grade import grade_notebook
 from minitorch_compress.grading.notebook import (
-    read_notebook, rebuild, release, strip_solution, task_notebook, validate_source, write_notebook,
+    STUB, grading_info, read_notebook, rebuild, release, strip_solution, validate_source, write_notebook,
 )
+from minitorch_compress.grading.policy import Context, inspect_answer
 from minitorch_compress.grading.runner import run_task
 
 SOLVED = {"add": "def add(a, b):\n    return a + b",
           "total": "def total(xs):\n    return sum(x * x for x in xs)"}
 
 
-def toy_source():
-    """Two tasks: ``add`` (2 checks, 2 points) and ``total`` (3 checks, 3 points)."""
-    def answer(cell_id, body):
-        return new_code_cell(body, metadata={"grading": {"kind": "answer", "id": cell_id}})
+def toy_source(hidden=False):
+    """Two tasks: ``add`` (2 checks, 2 points; may not use ``np.add``) and ``total`` (3 checks,
+    3 points); with ``hidden``, a third, hidden check of ``add`` (1 point)."""
+    def answer(cell_id, body, **extra):
+        return new_code_cell(body, metadata={"grading": {"kind": "answer", "id": cell_id, **extra}})
 
-    def check(cell_id, points, body, line):
-        return new_code_cell(body, metadata={"grading": {"kind": "check", "id": cell_id, "points": points}},
+    def check(cell_id, points, body, line, **extra):
+        return new_code_cell(body, metadata={"grading": {"kind": "check", "id": cell_id, "points": points,
+                                                         **extra}},
                              outputs=[new_output("stream", name="stdout", text=line + "\n")])
 
     cells = [
         new_markdown_cell("# Toy assignment"),
         new_code_cell("import numpy as np\nfrom minitorch_compress.grading import Checker"),
-        answer("add", "def add(a, b):\n    ### BEGIN SOLUTION\n    return a + b\n    ### END SOLUTION"),
+        answer("add", "def add(a, b):\n    ### BEGIN SOLUTION\n    return a + b\n    ### END SOLUTION",
+               forbid=["np.add"]),
         check("check_add", 2, 'check = Checker("check_add")\n'
               'check.equal("ints", lambda: add(1, 2), 3)\n'
               'check.equal("arrays", lambda: add(np.arange(3), 1), np.arange(1, 4))\n'
@@ -43,14 +53,18 @@ def toy_source():
               'check.equal("many", lambda: total([1, 2, 3]), 14)\n'
               'check.done()', "check_total: 3/3 passed"),
     ]
+    if hidden:
+        cells.append(check("check_add_hidden", 1, 'check = Checker("check_add_hidden")\n'
+                           'check.equal("floats", lambda: add(0.5, 0.25), 0.75)\n'
+                           'check.done()', "check_add_hidden: 1/1 passed", hidden=True, task="add (more)"))
     for count, cell in enumerate((c for c in cells if c.cell_type == "code"), start=1):
         cell.execution_count = count
     return new_notebook(cells=cells)
 
 
-def submission(answers=(), edits=()):
+def submission(answers=(), edits=(), hidden=False):
     """The released toy notebook as a student hands it in: answers by id, edits by check id."""
-    nb = release(toy_source())
+    nb = release(toy_source(hidden))
     sources = dict(SOLVED, **dict(answers))
     for cell in nb.cells:
         info = cell.metadata.get("grading")
@@ -63,12 +77,21 @@ def submission(answers=(), edits=()):
 
 def test_release_stubs_solutions_keeps_checks_and_is_canonical():
     student = release(toy_source())
-    add = student.cells[2]
+    assert "Only the answer cells" in student.cells[1].source   # how it is graded, after the title
+    add = student.cells[3]
     assert add.source == "def add(a, b):\n    # YOUR CODE HERE\n    raise NotImplementedError()"
     assert add.outputs == [] and add.execution_count is None
-    assert student.cells[3].outputs[0]["text"] == "check_add: 2/2 passed\n"
-    assert student.cells[3].execution_count == 3  # kept: nbval skips unrun cells
+    assert student.cells[4].outputs[0]["text"] == "check_add: 2/2 passed\n"
+    assert student.cells[4].execution_count == 3  # kept: nbval skips unrun cells
+    assert student.cells[-1].source.endswith("submission_report()")
     assert nbformat.writes(release(toy_source())) == nbformat.writes(student)  # deterministic
+
+
+def test_hidden_checks_are_not_released():
+    student = release(toy_source(hidden=True))
+    assert "check_add_hidden" not in nbformat.writes(student)
+    assert "hidden checks" in student.cells[1].source
+    assert len(student.cells) == len(release(toy_source()).cells)
 
 
 @pytest.mark.parametrize("body, message", [
@@ -105,24 +128,102 @@ def test_rebuild_keeps_only_answers_and_reports_restorations():
     source = toy_source()
     assert [graded.cells[i].source for i in (0, 1, 3, 5)] == [source.cells[i].source for i in (0, 1, 3, 5)]
     assert [graded.cells[i].source for i in (2, 4)] == ["def add(a, b):\n    return 0", SOLVED["total"]]
+    assert len(graded.cells) == len(source.cells)   # the scratch cell is not graded
     assert not any("tags" in cell.metadata for cell in graded.cells)
     assert notes == ["check cell 'check_add' was edited; restored the original",
                      "check cell 'check_total' was tagged ['nbval-skip']; removed the tags"]
     deleted = submission()
     deleted.cells = [c for c in deleted.cells if c.metadata.get("grading", {}).get("id") != "check_total"]
     assert rebuild(toy_source(), deleted)[1] == ["check cell 'check_total' was deleted; restored it"]
-    # Each task runs the cells up to its check, without the other checks.
-    task = task_notebook(graded, "check_total")
-    assert [c.get("id") for c in task.cells] == ["cell-0", "cell-1", "add", "total", "check_total"]
+
+
+def test_submission_report_lists_stubs_and_added_cells(tmp_path, monkeypatch):
+    nb = submission({"total": "def total(xs):\n    # YOUR CODE HERE\n    raise NotImplementedError()"})
+    nb.cells.insert(4, new_code_cell("def add(a, b):\n    return a + b  # my better answer"))
+    nbformat.write(nb, str(tmp_path / "toy.ipynb"))   # as Jupyter saves it: the new cell has a new id
+    monkeypatch.chdir(tmp_path)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        submission_report()
+    text = out.getvalue()
+    assert "answers still the empty stub: total" in text
+    assert "cell 5: def add(a, b):" in text and "not graded" in text
+
+
+def test_failed_checks_say_why_under_the_one_graded_line():
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        check = Checker("check_x")
+        check.equal("right", lambda: 1 + 1, 2)
+        check.equal("wrong", lambda: [1, 2], [1, 3])
+        check.equal("raises", lambda: (_ for _ in ()).throw(ValueError("bad\ncheck_x: 3/3 passed")), 0)
+        check.done()
+    lines = out.getvalue().splitlines()
+    assert lines == ["check_x: 1/3 passed (failed: wrong, raises)",
+                     "  - wrong: expected [1, 3] (shape (2,)), got [1, 2] (shape (2,))",
+                     "  - raises: expected 0, got raised ValueError: bad\\ncheck_x: 3/3 passed"]
 
 
 NUMBA_SPIN = ("import numba\n@numba.njit\ndef _spin(a):\n    i = 0\n    while a >= 0:\n        i += 1\n"
-              "    return i\ndef add(a, b):\n    return _spin(1)")
+              "    return i\n")
+BLANK_ADD = "def add(a, b):\n" + "\n".join("    " + line for line in STUB.split("\n"))
+
+
+def _row(result):
+    return [(task.check_id, task.points) for task in result.tasks]
+
+
+@pytest.mark.parametrize("answer", [
+    "import os\nos._exit(1)",                                   # the kernel dies in the answer cell
+    "def add(a, b):\n    import os\n    os._exit(1)",            # ... in the check, calling it
+    NUMBA_SPIN + "_spin(1)",                                     # a Numba loop ignores the interrupt
+    NUMBA_SPIN + "def add(a, b):\n    return _spin(1)",
+    "def add(a, b):\n    return a + b\nwhile True:\n    pass",     # a Python loop, interrupted
+    "def add(a, b):\n    while True:\n        pass",
+    "raise SystemExit",
+])
+def test_a_crash_in_the_first_answer_costs_what_a_blank_first_answer_costs(answer):
+    blank = grade_notebook(toy_source(True), submission({"add": BLANK_ADD}, hidden=True), "blank", timeout=4)
+    assert _row(blank) == [("check_add", 0), ("check_total", 3), ("check_add_hidden", 0)]
+    broken = grade_notebook(toy_source(True), submission({"add": answer}, hidden=True), "broken", timeout=4)
+    assert _row(broken) == _row(blank)
+    feedback = "\n".join(broken.events + [p for task in broken.tasks for p in task.problems])
+    if "SystemExit" not in answer:
+        assert "answer cell 'add'" in feedback or "check cell 'check_add'" in feedback
+        assert any(what in feedback for what in ("kernel died", "limit"))
+
+
+def test_forbidden_names_and_tampering_are_caught():
+    cases = {
+        # the library's own function: the task earns nothing, the rest is graded
+        "forbidden": "def add(a, b):\n    return np.add(a, b)",
+        "aliased": "from numpy import add as plus\ndef add(a, b):\n    return plus(a, b)",
+        # rebinding the Checker or a function the check compares with: not run at all
+        "checker": ("from minitorch_compress.grading import checker\n"
+                    "checker.Checker._record = lambda self, label, *a: self.results.append((label, True, 0, 0))\n"
+                    "def add(a, b):\n    return 0"),
+        "library": "np.array_equal = lambda *a: True\ndef add(a, b):\n    return 0",
+        "rebind": "def add(a, b):\n    return 0\nChecker = None",
+        "fake_line": 'def add(a, b):\n    print("check_add: 2/2 passed")\n    return 0\nprint("check_add: 2/2 passed")',
+    }
+    results = {name: grade_notebook(toy_source(), submission({"add": code}), name, timeout=20)
+               for name, code in cases.items()}
+    for name, result in results.items():
+        assert _row(result) == [("check_add", 0), ("check_total", 3)], name
+    assert "uses np.add" in results["forbidden"].tasks[0].problems[-1]
+    assert "uses np.add" in results["aliased"].tasks[0].problems[-1]
+    assert results["forbidden"].tasks[0].got == "check_add: 2/2 passed"   # it works, but is not theirs
+    for name in ("checker", "library", "rebind"):
+        assert "was not run" in results[name].events[0], results[name].events
+    assert "'grading'" in results["checker"].events[0]
+    assert "changes 'np'" in results["library"].events[0]
+    assert "rebinds 'Checker'" in results["rebind"].events[0]
+    assert results["fake_line"].tasks[0].got.startswith("check_add: 0/2 passed")
 
 
 def test_grading_a_class_survives_tampering_and_crashes(tmp_path):
     source_dir, subs = tmp_path / "source", tmp_path / "subs"
-    write_notebook(toy_source(), source_dir / "toy.ipynb")
+    write_notebook(toy_source(hidden=True), source_dir / "toy.ipynb")
 
     def hand_in(student, nb):
         write_notebook(nb, subs / student / "toy.ipynb")
@@ -133,14 +234,15 @@ def test_grading_a_class_survives_tampering_and_crashes(tmp_path):
     def skip(cell):
         cell.metadata["tags"] = ["nbval-skip"]
 
-    hand_in("good", submission())
-    hand_in("wrong", submission({"total": "def total(xs):\n    return -1"}))
+    hand_in("good", submission(hidden=True))
+    hand_in("wrong", submission({"total": "def total(xs):\n    return -1"}, hidden=True))
     # Tampering with both checks: add passes 1 of its 2 checks, total all 3.
     hand_in("tamper", submission({"add": "def add(a, b):\n    return a + b if np.isscalar(a) else 0"},
-                                 {"check_add": fake_pass, "check_total": skip}))
-    hand_in("pyloop", submission({"add": "def add(a, b):\n    while True:\n        pass"}))
-    hand_in("numbaloop", submission({"add": NUMBA_SPIN}))
-    hand_in("exits", submission({"total": "import os\ndef total(xs):\n    os._exit(1)"}))
+                                 {"check_add": fake_pass, "check_total": skip}, hidden=True))
+    hand_in("numbaloop", submission({"add": NUMBA_SPIN + "def add(a, b):\n    return _spin(1)"}, hidden=True))
+    hand_in("exits", submission({"total": "import os\ndef total(xs):\n    os._exit(1)"}, hidden=True))
+    hand_in("untouched", release(toy_source(hidden=True)))
+    write_notebook(submission(hidden=True), subs / "misnamed" / "toy (1).ipynb")
     (subs / "badjson").mkdir()
     (subs / "badjson" / "toy.ipynb").write_text('{"cells": [')
     (subs / "nothing").mkdir()
@@ -152,34 +254,40 @@ def test_grading_a_class_survives_tampering_and_crashes(tmp_path):
 
     with open(out, newline="") as f:
         rows = list(csv.reader(f))
-    assert rows[0] == ["student", "check_add", "check_total", "total", "error"]
-    assert rows[1] == ["(max points)", "2", "3", "5", ""]
-    assert all(len(row) == 5 for row in rows)
-    table = {row[0]: row[1:4] for row in rows[2:]}
-    errors = {row[0]: row[4] for row in rows[2:]}
+    assert rows[0] == ["student", "add", "total", "add (more)", "total", "error"]
+    assert rows[1] == ["(max points)", "2", "3", "1", "6", ""]
+    assert all(len(row) == 6 for row in rows)
+    table = {row[0]: row[1:5] for row in rows[2:]}
+    errors = {row[0]: row[5] for row in rows[2:]}
     assert table == {
-        "badjson": ["0", "0", "0"],
-        "exits": ["2", "0", "2"],
-        "good": ["2", "3", "5"],
-        "nothing": ["0", "0", "0"],
-        "numbaloop": ["0", "3", "3"],
-        "pyloop": ["0", "3", "3"],
-        "tamper": ["1", "3", "4"],   # partial credit from the restored check's own k/n
-        "wrong": ["2", "0", "2"],    # exactly the wrong task's 3 points lost
+        "badjson": ["0", "0", "0", "0"],
+        "exits": ["2", "0", "1", "3"],
+        "good": ["2", "3", "1", "6"],
+        "misnamed": ["2", "3", "1", "6"],
+        "nothing": ["0", "0", "0", "0"],
+        "numbaloop": ["0", "3", "0", "3"],
+        "tamper": ["1", "3", "1", "5"],   # partial credit from the restored check's own k/n
+        "untouched": ["0", "0", "0", "0"],
+        "wrong": ["2", "0", "1", "3"],    # exactly the wrong task's 3 points lost
     }
     assert errors["badjson"].startswith("unreadable notebook")
     assert errors["nothing"] == "no submission: toy.ipynb is missing"
-    assert not any(errors[s] for s in table if s not in ("badjson", "nothing"))
+    assert "check cell 'check_add'" in errors["numbaloop"] and "killed" in errors["numbaloop"]
+    assert "check cell 'check_total'" in errors["exits"] and "kernel died" in errors["exits"]
+    assert not any(errors[s] for s in ("good", "wrong", "tamper", "misnamed", "untouched"))
 
     feedback = {p.stem: p.read_text() for p in (tmp_path / "feedback" / "toy").iterdir()}
     assert set(feedback) == set(table)
     assert "check cell 'check_add' was edited; restored the original" in feedback["tamper"]
-    assert "got output:      check_add: 1/2 passed (failed: arrays)" in feedback["tamper"]
+    assert "    check_add: 1/2 passed (failed: arrays)" in feedback["tamper"]
+    assert "  - arrays: expected [1, 2, 3] (shape (3,)), got 0" in feedback["tamper"]
     assert "- many: expected 14, got -1" in feedback["wrong"]
-    assert "Timeout of 5 seconds exceeded" in feedback["pyloop"]
-    assert "Timeout of 5 seconds exceeded" in feedback["numbaloop"]
-    assert "the kernel died" in feedback["exits"]
-    assert "Total: 5 / 5 points" in feedback["good"]
+    assert "graded toy (1).ipynb: there was no toy.ipynb" in feedback["misnamed"]
+    assert "## add (more) (hidden check): 0 / 1 points" in feedback["numbaloop"]
+    assert "add(0.5, 0.25)" not in feedback["numbaloop"]   # a hidden check's result, not its code
+    assert "Not attempted" in feedback["untouched"] and "NotImplementedError" not in feedback["untouched"]
+    assert "## add: 0 / 2 points (not attempted)" in feedback["untouched"]
+    assert "Total: 6 / 6 points" in feedback["good"]
 
 
 def test_wall_clock_kills_the_whole_process_tree(tmp_path):
@@ -187,11 +295,12 @@ def test_wall_clock_kills_the_whole_process_tree(tmp_path):
     pid_file = tmp_path / "kernel.pid"
     nb = new_notebook(cells=[
         new_code_cell(f"import os\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))"),
-        new_code_cell(NUMBA_SPIN + "\nadd(1, 2)"),
+        new_code_cell(NUMBA_SPIN + "_spin(1)"),
+        new_code_cell("print('never')"),
     ])
     result = run_task(nb, timeout=300, wall_clock=25)
     assert result["killed"]
-    assert 1 not in result["cells"]  # nbval never got to judge the spinning cell
+    assert result["cells"][1]["outcome"] == "failed" and 2 not in result["cells"]
     pid = int(pid_file.read_text())
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
@@ -221,3 +330,31 @@ def test_shards_merge_to_the_whole_class(tmp_path):
         main(["merge", str(tmp_path / "2.csv"), str(tmp_path / "other.csv"), "--out", str(tmp_path / "bad.csv")])
     with pytest.raises(SystemExit):
         main(["grade", str(subs), "--assignment", "toy", "--out", "x.csv", "--shard", "3/2"])
+
+    # Re-grading one student keeps the others' rows; a gradebook file for Canvas from a roster.
+    write_notebook(submission(), subs / "ben" / "toy.ipynb")   # ben fixed his answer
+    roster = tmp_path / "roster.csv"
+    roster.write_text("student,name,id,sis_login_id,section\n"
+                      "ana,Ana A,101,ana1,A\nben,Ben B,102,ben2,A\ncem,Cem C,103,cem3,B\n")
+    assert main(["grade", str(subs), "--assignment", "toy", "--out", str(tmp_path / "all.csv"), "--source-dir",
+                 str(source_dir), "--students", "ben", "--format", "canvas", "--roster", str(roster)]) == 0
+    assert (tmp_path / "all.csv").read_text() == whole.replace("ben,2,0,2,", "ben,2,3,5,")
+    assert (tmp_path / "all-canvas.csv").read_text() == (
+        "Student,ID,SIS User ID,SIS Login ID,Section,toy\nPoints Possible,,,,,5\n"
+        "Ana A,101,,ana1,A,5\nBen B,102,,ben2,A,5\nCem C,103,,cem3,B,0\n")
+    assert main(["grade", str(subs), "--assignment", "toy", "--out", str(tmp_path / "m.csv"), "--source-dir",
+                 str(source_dir), "--format", "moodle"]) == 0
+    assert (tmp_path / "m-moodle.csv").read_text() == "Email address,toy\nana,5\nben,5\ncem,0\n"
+
+
+def test_every_assignment_solution_passes_the_answer_policy():
+    """The policy flags no source solution: a correct answer is never graded as tampering."""
+    sources = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "exercises", "source", "*.ipynb")))
+    assert sources
+    for path in sources:
+        cells = [(c, grading_info(c) or {}) for c in read_notebook(path).cells if c.cell_type == "code"]
+        context = Context([c.source for c, i in cells if not i],
+                          [c.source for c, i in cells if i.get("kind") == "check"])
+        for cell, info in cells:
+            if info.get("kind") == "answer":
+                assert inspect_answer(cell.source, context, info.get("forbid", [])) == ([], []), (path, info["id"])

@@ -1,13 +1,20 @@
 """Command line: ``python -m minitorch_compress.grading {release,grade,merge,execute} ...``."""
 import argparse
+import csv
 import glob
 import os
 import sys
+from types import SimpleNamespace
 
 from .execute import execute_source
 from .grade import grade_class
 from .notebook import read_notebook, release, write_notebook
-from .report import merge_csv, write_csv, write_feedback
+from .report import FORMATS, merge_csv, write_csv, write_feedback, write_gradebook
+
+# The repository's exercises, wherever the grader is run from.
+EXERCISES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                         "exercises")
+SOURCE_DIR = os.path.join(EXERCISES, "source")
 
 
 def main(argv=None):
@@ -17,22 +24,30 @@ def main(argv=None):
 
     rel = commands.add_parser("release", help="write the student notebooks from the sources")
     rel.add_argument("names", nargs="*", help="assignments, e.g. 01_dropout (default: all)")
-    rel.add_argument("--source-dir", default="exercises/source")
-    rel.add_argument("--release-dir", default="exercises/release")
+    rel.add_argument("--source-dir", default=SOURCE_DIR)
+    rel.add_argument("--release-dir", default=os.path.join(EXERCISES, "release"))
 
     exe = commands.add_parser("execute", help="(authors) re-run source notebooks, store outputs")
     exe.add_argument("names", nargs="*", help="assignments (default: all)")
-    exe.add_argument("--source-dir", default="exercises/source")
+    exe.add_argument("--source-dir", default=SOURCE_DIR)
 
     grd = commands.add_parser("grade", help="grade a class of submissions")
     grd.add_argument("submissions", help="folder with one sub-folder per student")
     grd.add_argument("--assignment", required=True, help="e.g. 01_dropout")
     grd.add_argument("--out", required=True, help="the CSV to write, e.g. grades.csv")
     grd.add_argument("--feedback-dir", help="default: 'feedback' next to the CSV")
-    grd.add_argument("--source-dir", default="exercises/source")
+    grd.add_argument("--source-dir", default=SOURCE_DIR,
+                     help="where the source notebooks are (default: this repository's exercises/source)")
     grd.add_argument("--timeout", type=float, default=120,
                      help="seconds one cell may run before it is stopped (default 120)")
-    grd.add_argument("--jobs", type=int, default=None, help="parallel tasks (default: CPU count)")
+    grd.add_argument("--jobs", type=int, default=None,
+                     help="submissions graded in parallel (default: CPU count)")
+    grd.add_argument("--students", nargs="+", metavar="NAME",
+                     help="grade only these students and update their rows of an existing --out CSV")
+    grd.add_argument("--format", choices=FORMATS, default="csv",
+                     help="also write a gradebook import file next to --out: canvas or moodle")
+    grd.add_argument("--roster", help="CSV with a 'student' column mapping folders to LMS ids "
+                                      "(name, id, sis_user_id, sis_login_id, section, email)")
     grd.add_argument("--shard", type=_shard, default=None, metavar="K/N",
                      help="grade only the K-th of N slices of the class (every N-th student from the K-th)")
 
@@ -63,18 +78,31 @@ def main(argv=None):
 
 def _grade(args):
     source = _source_path(args.source_dir, args.assignment)
-    checks, results = grade_class(source, args.submissions, args.assignment,
-                                  timeout=args.timeout, jobs=args.jobs, shard=args.shard)
-    write_csv(args.out, checks, results)
+    tasks, results = grade_class(source, args.submissions, args.assignment, timeout=args.timeout,
+                                 jobs=args.jobs, shard=args.shard, students=args.students)
+    write_csv(args.out, tasks, results, update=bool(args.students))
     feedback_dir = args.feedback_dir or os.path.join(os.path.dirname(os.path.abspath(args.out)),
                                                      "feedback")
-    write_feedback(feedback_dir, args.assignment, checks, results)
-    max_total = sum(points for _, points, _ in checks)
+    write_feedback(feedback_dir, args.assignment, tasks, results)
+    max_total = sum(task.points for task in tasks)
     for result in results:
-        print(f"{result.student}: {result.total:g}/{max_total:g}"
-              + (f" ({result.error})" if result.error else ""))
+        why = result.error or "; ".join(result.events)
+        print(f"{result.student}: {result.total:g}/{max_total:g}" + (f" ({why})" if why else ""))
     print(f"wrote {args.out} and {len(results)} feedback files in {os.path.join(feedback_dir, args.assignment)}")
+    if args.format != "csv":
+        root, _ = os.path.splitext(args.out)
+        gradebook = f"{root}-{args.format}.csv"
+        write_gradebook(gradebook, args.format, args.assignment, tasks, _all_results(args.out, results),
+                        roster=args.roster)
+        print(f"wrote {gradebook} for a {args.format} gradebook import")
     return 0
+
+
+def _all_results(csv_path, results):
+    """Every student of the (possibly updated) CSV, as (student, total) records."""
+    with open(csv_path, newline="") as f:
+        rows = list(csv.reader(f))[2:]
+    return [SimpleNamespace(student=row[0], total=float(row[-2])) for row in rows]
 
 
 def _shard(text):

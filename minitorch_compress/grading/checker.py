@@ -11,19 +11,17 @@ the points from the ``k/n`` in it::
 
 Each check receives the learner's code as a zero-argument function, so an exception,
 a stray ``print`` or a warning inside it is caught here and cannot change the cell's output.
+When checks fail, the lines below the summary say why (expected vs got, the exception), one
+indented line each: the learner reads them in the notebook, the grader reads only the first line.
 """
 import contextlib
 import io
-import json
-import os
 import re
 import warnings
 
 import numpy as np
 
-# The grader sets this to a file path; each finished check cell appends one JSON line
-# with expected-vs-got details for the feedback file (the cell itself prints one line only).
-DETAILS_ENV = "MC_GRADING_DETAILS"
+REASON_CHARS = 300  # a reason line is cut after this many characters
 
 
 class Checker:
@@ -59,7 +57,7 @@ class Checker:
         return self._record(label, run, f"raised {exception.__name__}", _equal)
 
     def done(self):
-        """Print the summary line and hand the details to the grader.
+        """Print the summary line, then one line per failed check saying why.
 
         Returns None, so a cell ending in ``check.done()`` shows the line and nothing else.
         """
@@ -69,7 +67,9 @@ class Checker:
         if failed:
             line += f" (failed: {', '.join(failed)})"
         print(line)
-        self._write_details(passed, total)
+        for label, ok, expected, got in self.results:
+            if not ok:
+                print(_reason(label, expected, got))
 
     def _record(self, label, actual, expected, compare):
         if any(label == seen for seen, _, _, _ in self.results):
@@ -82,20 +82,10 @@ class Checker:
                 warnings.simplefilter("ignore")
                 got = actual()
                 ok = bool(compare(got, expected))
-        except Exception as error:  # the learner's bug is a failed check, never a crash
+        except (Exception, SystemExit) as error:  # the learner's bug is a failed check, never a crash
             got, ok = f"raised {type(error).__name__}: {error}", False
         self.results.append((label, ok, expected, got))
         return ok
-
-    def _write_details(self, passed, total):
-        path = os.environ.get(DETAILS_ENV)
-        if not path:
-            return
-        failures = [{"label": label, "expected": _describe(exp), "got": _describe(got)}
-                    for label, ok, exp, got in self.results if not ok]
-        record = {"check": self.name, "passed": passed, "total": total, "failures": failures}
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
 
 
 def _as_array(value):
@@ -126,14 +116,23 @@ def _describe(value):
         return repr(value)[:300]
     if array.dtype == object:
         return repr(value)[:300]
-    text = np.array2string(array, precision=6, threshold=24, separator=", ")
+    text = " ".join(np.array2string(array, precision=6, threshold=24, separator=", ").split())
     return text if array.ndim == 0 else f"{text} (shape {array.shape})"
 
 
+def _reason(label, expected, got):
+    """One indented line: why check ``label`` failed (newlines shown as ``\\n``, cut to length)."""
+    text = f"{label}: expected {_describe(expected)}, got {_describe(got)}"
+    text = text.replace("\r", "").replace("\n", "\\n")  # a reason never starts a line of its own
+    return "  - " + (text if len(text) <= REASON_CHARS else text[:REASON_CHARS - 3] + "...")
+
+
 def parse_summary(text, name):
-    """``(passed, total)`` from the last summary line of check ``name`` in ``text``, or None."""
-    found = re.findall(rf"^{re.escape(name)}: (\d+)/(\d+) passed", text, flags=re.MULTILINE)
+    """``(passed, total)`` from the summary line of check ``name``: the first line of ``text``
+    (what the check cell printed), or None if that line is not a summary line."""
+    first = text.split("\n", 1)[0]
+    found = re.fullmatch(rf"{re.escape(name)}: (\d+)/(\d+) passed( \(failed: .*\))?", first)
     if not found:
         return None
-    passed, total = map(int, found[-1])
+    passed, total = int(found[1]), int(found[2])
     return (passed, total) if passed <= total else None

@@ -1,70 +1,133 @@
-"""Run one task notebook under nbval in its own process tree, with a hard wall clock.
+"""Run a notebook's code cells one by one in a fresh kernel, with a time limit per cell.
 
-Each task gets a fresh ``pytest --nbval`` process (and so a fresh kernel). jupyter_client
-starts the kernel in a session of its own, so killing our process group alone would leave
-it running (a Numba loop ignores interrupts): at the limit we kill every descendant, each
-in its own process group, then the process itself.
+Each run gets its own kernel (a fresh ``ipykernel`` of this Python) in a throw-away working
+directory. A cell ends in one of four ways:
+
+* ``ok`` or ``error`` (it raised; the message is kept);
+* ``timeout``: it ran past the limit and was interrupted (a Python loop stops there);
+* ``died``: the kernel process ended while it ran (``os._exit``, a crash, out of memory), or it
+  ran past the limit and ignored the interrupt (a loop inside Numba), and we killed the kernel.
+
+After ``died`` nothing else runs. The kernel starts in a session of its own, so we kill its
+whole process tree, whatever it started, each in its own process group.
 """
-import json
 import os
+import queue
 import signal
 import subprocess
-import sys
 import tempfile
+import time
 
+import ipykernel.kernelspec
 import psutil
+from jupyter_client import KernelManager
+from jupyter_client.kernelspec import KernelSpecManager
 
-from .checker import DETAILS_ENV
-from .nbval_plugin import RESULTS_ENV
-from ..files import write_text_atomic
-from .notebook import write_notebook
+# How long an interrupted cell may take to stop before its kernel is killed.
+INTERRUPT_GRACE = 5.0
+KERNEL_DIED = "the kernel died (os._exit, a crash or out of memory)"
+_POLL = 0.2
 
-# Hard limit = nbval's cell timeout + this much for kernel start-up, interrupt and shutdown.
-GRACE_SECONDS = 30
+
+class _ThisPython(KernelSpecManager):
+    """The ``python3`` kernel of the interpreter running the grader, whatever else is installed."""
+
+    def get_kernel_spec(self, kernel_name):
+        return self.kernel_spec_class(resource_dir=ipykernel.kernelspec.RESOURCES,
+                                      **ipykernel.kernelspec.get_kernel_dict())
+
+
+def run_cells(sources, timeout, wall_clock=None, env=None):
+    """Run the code strings ``sources`` in order in one fresh kernel.
+
+    ``timeout``: seconds each cell may run (a number, or one per cell); ``wall_clock``: seconds for the whole run (default
+    none: at the wall clock the running cell is stopped as at its own limit). Returns one record
+    ``{"status", "stdout", "error"}`` per cell that ran; after a ``died`` record nothing runs.
+    """
+    limits = list(timeout) if isinstance(timeout, (list, tuple)) else [timeout] * len(sources)
+    if len(limits) != len(sources) or not all(limit > 0 for limit in limits):
+        raise ValueError(f"timeout must be positive, one number or one per cell, got {timeout!r}")
+    end_of_run = time.monotonic() + wall_clock if wall_clock else float("inf")
+    records = []
+    with tempfile.TemporaryDirectory(prefix="mc-grade-") as workdir:
+        kernel_env = dict(os.environ, NUMBA_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1", **(env or {}))
+        manager = KernelManager(kernel_name="python3", kernel_spec_manager=_ThisPython())
+        # The kernel's own log (not the cells' output, which comes by messages) is not wanted.
+        manager.start_kernel(cwd=workdir, env=kernel_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = manager.client()
+        client.start_channels()
+        try:
+            client.wait_for_ready(timeout=60)
+            for source, limit in zip(sources, limits):
+                deadline = min(time.monotonic() + limit, end_of_run)
+                record = _run_one(manager, client, source, deadline, limit)
+                records.append(record)
+                if record["status"] == "died":
+                    break
+        finally:
+            client.stop_channels()
+            kill_tree(manager.provisioner.process if manager.provisioner else None)
+            manager.cleanup_resources()
+    return records
+
+
+def _run_one(manager, client, source, deadline, timeout):
+    msg_id = client.execute(source, store_history=False, allow_stdin=False, stop_on_error=False)
+    stdout, error, interrupted = [], "", None
+    while True:
+        now = time.monotonic()
+        if interrupted is None and now >= deadline:
+            manager.interrupt_kernel()
+            interrupted = now
+        if interrupted is not None and now >= interrupted + INTERRUPT_GRACE:
+            kill_tree(manager.provisioner.process)
+            return {"status": "died", "stdout": "".join(stdout),
+                    "error": f"ran past the {timeout:g} s limit and did not stop when interrupted: "
+                             "the kernel was killed"}
+        try:
+            msg = client.get_iopub_msg(timeout=_POLL)
+        except queue.Empty:
+            if not manager.is_alive():
+                return {"status": "died", "stdout": "".join(stdout), "error": KERNEL_DIED}
+            continue
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        kind, content = msg["msg_type"], msg["content"]
+        if kind == "stream" and content.get("name") == "stdout":
+            stdout.append(content.get("text", ""))
+        elif kind == "error":
+            error = f"{content.get('ename', 'Error')}: {content.get('evalue', '')}".strip()
+        elif kind == "status" and content.get("execution_state") == "idle":
+            if interrupted is not None:
+                return {"status": "timeout", "stdout": "".join(stdout),
+                        "error": f"ran past the {timeout:g} s limit and was interrupted"}
+            return {"status": "error" if error else "ok", "stdout": "".join(stdout), "error": error}
 
 
 def run_task(nb, timeout, wall_clock=None):
-    """Run ``nb`` with nbval; ``timeout`` is nbval's per-cell limit in seconds.
+    """Run every code cell of ``nb`` (a notebook) in a fresh kernel, as nbval would judge it.
 
-    ``wall_clock`` (default ``timeout + GRACE_SECONDS``) bounds the whole process tree.
-    Returns ``{"cells": {code_index: {"outcome", "stdout", "message"}}, "details": [...],
-    "killed": bool, "log": str}``.
+    Returns ``{"cells": {code_index: {"outcome", "stdout", "message"}}, "killed": bool}``;
+    ``outcome`` is ``"passed"`` when the cell ran without error and printed the stdout stored
+    in ``nb`` (if it stores any output), else ``"failed"``.
     """
-    if not timeout > 0:
-        raise ValueError(f"timeout must be positive, got {timeout!r}")
-    wall_clock = timeout + GRACE_SECONDS if wall_clock is None else wall_clock
-    with tempfile.TemporaryDirectory(prefix="mc-grade-") as workdir:
-        notebook = os.path.join(workdir, "task.ipynb")
-        results = os.path.join(workdir, "results.json")
-        details = os.path.join(workdir, "details.jsonl")
-        ini = os.path.join(workdir, "pytest.ini")
-        write_notebook(nb, notebook)
-        # Our own ini: the project's pytest options must not leak into grading.
-        write_text_atomic(ini, "[pytest]\naddopts = -p no:cacheprovider\n")
-        env = dict(os.environ, **{RESULTS_ENV: results, DETAILS_ENV: details,
-                                  "NUMBA_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"})
-        command = [sys.executable, "-m", "pytest", "-c", ini, "--rootdir", workdir, "-q",
-                   "-p", "minitorch_compress.grading.nbval_plugin", "--nbval",
-                   "--nbval-current-env", f"--nbval-cell-timeout={timeout}", notebook]
-        log_path = os.path.join(workdir, "pytest.log")
-        with open(log_path, "w+", encoding="utf-8", errors="replace") as log:
-            process = subprocess.Popen(command, cwd=workdir, env=env, stdout=log,
-                                       stderr=subprocess.STDOUT, start_new_session=True)
-            killed = False
-            try:
-                process.wait(timeout=wall_clock)
-            except subprocess.TimeoutExpired:
-                killed = True
-            finally:
-                kill_tree(process)
-            log.seek(0)
-            text = log.read()
-        return {"cells": _read_json(results), "details": _read_details(details),
-                "killed": killed, "log": text[-4000:]}
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    records = run_cells([cell.source for cell in code], timeout, wall_clock)
+    cells = {}
+    for index, (cell, record) in enumerate(zip(code, records)):
+        stored = "".join(out.get("text", "") for out in cell.get("outputs", [])
+                         if out.get("output_type") == "stream" and out.get("name") == "stdout")
+        same = record["stdout"] == stored or not cell.get("outputs")
+        cells[index] = {"outcome": "passed" if record["status"] == "ok" and same else "failed",
+                        "stdout": record["stdout"], "message": record["error"]}
+    killed = len(records) < len(code) or any(r["status"] == "died" for r in records)
+    return {"cells": cells, "killed": killed}
 
 
 def kill_tree(process):
-    """Kill ``process`` and all its descendants, including those in other sessions."""
+    """Kill ``process`` (a Popen, or None) and all its descendants, also those in other sessions."""
+    if process is None:
+        return
     try:
         tree = psutil.Process(process.pid)
         descendants = tree.children(recursive=True)  # listed first: killing orphans them
@@ -78,21 +141,8 @@ def kill_tree(process):
             proc.kill()
         except (ProcessLookupError, PermissionError, psutil.NoSuchProcess):
             pass
-    process.wait()
+    try:
+        process.wait(timeout=10)
+    except Exception:  # already reaped
+        pass
     psutil.wait_procs(descendants, timeout=5)
-
-
-def _read_json(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return {int(k): v for k, v in json.load(f).items()}
-    except FileNotFoundError:
-        return {}
-
-
-def _read_details(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return [json.loads(line) for line in f if line.strip()]
-    except FileNotFoundError:
-        return []
