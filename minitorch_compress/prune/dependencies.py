@@ -107,13 +107,15 @@ class _Tracer:
         self.parent[b] = a
         return a
 
-    def read(self, group, n, name):
+    def join(self, group, n, name, part):
+        """Add ``name``, which sees ``n`` channels of ``group``, to the group's ``part`` list; the group."""
         group = self.find(group)
         if group.size is None:       # the model's input: its channel count is what the first layer reads
             group.size = n
         elif group.size != n:
             raise ValueError(f"{name!r} reads {n} channels from a group of {group.size}")
-        group.consumers.append(name)
+        getattr(group, part).append(name)
+        return group
 
     def walk(self, name, module, source):
         """The (group, flattened) that ``module`` outputs, given what it reads."""
@@ -148,21 +150,13 @@ class _Tracer:
         if kind in CHANNELWISE:
             if not module.affine:
                 raise ValueError(f"{name!r} has affine=False: a pruned channel needs gamma = beta = 0")
-            self.read(group, module.num_features, name)
-            group = self.find(group)
-            group.consumers.pop()
-            group.channelwise.append(name)
-            return group, False
+            return self.join(group, module.num_features, name, "channelwise"), False
         if kind is Conv2d and module.groups != 1:
             if not module.groups == module.in_channels == module.out_channels:
                 raise ValueError(f"channel pruning supports groups=1 and depthwise convolutions (groups = in = out "
                                  f"channels); {name!r} has groups={module.groups}, {module.in_channels} in, "
                                  f"{module.out_channels} out")
-            self.read(group, module.in_channels, name)
-            group = self.find(group)
-            group.consumers.pop()
-            group.channelwise.append(name)
-            return group, False
+            return self.join(group, module.in_channels, name, "channelwise"), False
         if kind in (Conv2d, Linear):
             n_in = module.in_channels if kind is Conv2d else module.in_features
             if flat:
@@ -170,7 +164,7 @@ class _Tracer:
                 if size is None or n_in % size:
                     raise ValueError(f"{name!r} has {n_in} inputs, not a multiple of the {size} flattened channels")
                 n_in = size
-            self.read(group, n_in, name)
+            self.join(group, n_in, name, "consumers")
             out = self.new(module.out_channels if kind is Conv2d else module.out_features)
             out.producers.append(name)
             return out, False
