@@ -10,6 +10,7 @@ In eval mode every kept layer runs: the output is deterministic.
 """
 from .nn import Linear, Module, ModuleList, ReLU, Sequential
 from .random import get_rng
+from .validation import check_number
 
 
 class ResidualBlock(Module):
@@ -46,8 +47,7 @@ class LayerDrop(Module):
 def every_other(num_layers, rate=0.5):
     """Indices of the layers Fan et al.'s "every other" strategy keeps when pruning ``rate`` of them:
     depth d = index + 1 is pruned when d is a multiple of floor(1 / rate)."""
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 0.5:
-        raise ValueError(f"pruning rate={rate!r} must be in (0, 0.5]: every other layer at most")
+    check_number("rate (every other layer at most)", rate, 0, 0.5, low_open=True)
     step = int(1 // rate)
     return [i for i in range(num_layers) if (i + 1) % step != 0]
 

@@ -18,13 +18,12 @@ import numpy as np
 from .kernels import svd
 from .table import Table
 from .nn import Linear, Module, Sequential
-from .validation import check_int
+from .validation import check_int, check_number
 
 
 def energy_rank(singular_values, energy):
     """The smallest r with sum_{i<=r} s_i^2 >= energy * sum_i s_i^2."""
-    if isinstance(energy, bool) or not isinstance(energy, (int, float)) or not 0 < energy <= 1:
-        raise ValueError(f"energy={energy!r} must be a number in (0, 1]")
+    check_number("energy", energy, 0, 1, low_open=True)
     s2 = np.asarray(singular_values, dtype=np.float64) ** 2
     if s2.ndim != 1 or s2.size == 0:
         raise ValueError(f"singular values must be a non-empty 1-D array, got shape {s2.shape}")

@@ -16,12 +16,11 @@ import numpy as np
 from . import functional as F
 from .random import get_rng
 from .tensor import Tensor, tensor
-from .validation import check_int
+from .validation import check_int, check_number
 
 
 def _check_alpha(alpha):
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not (np.isfinite(alpha) and alpha > 0):
-        raise ValueError(f"mixup alpha={alpha!r} must be a finite number > 0")
+    check_number("mixup alpha", alpha, 0, low_open=True)
 
 
 class Mixup:
@@ -52,6 +51,5 @@ class Mixup:
 
 def mixup_loss(logits, target_a, target_b, lam):
     """lam * cross_entropy(logits, target_a) + (1 - lam) * cross_entropy(logits, target_b)."""
-    if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0 <= lam <= 1:
-        raise ValueError(f"mixup lam={lam!r} must be a number in [0, 1]")
+    check_number("mixup lam", lam, 0, 1)
     return F.cross_entropy(logits, target_a) * lam + F.cross_entropy(logits, target_b) * (1 - lam)

@@ -4,6 +4,7 @@ import math
 import numpy as np
 
 from .nn.module import Parameter
+from .validation import check_number
 
 
 class Optimizer:
@@ -14,8 +15,7 @@ class Optimizer:
         bad = [type(p).__name__ for p in self.params if not isinstance(p, Parameter)]
         if bad:
             raise TypeError(f"optimizer parameters must be nn.Parameter, got {bad[0]}")
-        if not lr > 0:
-            raise ValueError(f"learning rate lr={lr} must be > 0")
+        check_number("lr", lr, 0, low_open=True)
         self.lr = lr
         self.state = {}  # per-parameter buffers (momentum, moments), keyed by id
 
@@ -38,8 +38,8 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
         super().__init__(params, lr)
-        if momentum < 0 or weight_decay < 0:
-            raise ValueError(f"momentum={momentum} and weight_decay={weight_decay} must be >= 0")
+        check_number("momentum", momentum, 0)
+        check_number("weight_decay", weight_decay, 0)
         self.momentum, self.weight_decay = momentum, weight_decay
 
     def _update(self, p, grad, state):
@@ -65,8 +65,8 @@ class Adam(Optimizer):
         super().__init__(params, lr)
         if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
             raise ValueError(f"betas={betas} must each be in [0, 1)")
-        if eps < 0 or weight_decay < 0:
-            raise ValueError(f"eps={eps} and weight_decay={weight_decay} must be >= 0")
+        check_number("eps", eps, 0)
+        check_number("weight_decay", weight_decay, 0)
         self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
 
     def _update(self, p, grad, state):

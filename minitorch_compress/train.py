@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from . import functional as F
 from .tensor import no_grad
+from .validation import check_non_negative
 
 Evaluation = namedtuple("Evaluation", ["accuracy", "loss"])
 
@@ -33,8 +34,7 @@ def fit(model, loader, optimizer, loss_fn=F.cross_entropy, epochs=1, val_loader=
     Returns a history dict of per-epoch lists: ``loss`` (mean training loss), and with a
     ``val_loader`` also ``val_accuracy`` and ``val_loss``.
     """
-    if epochs < 0:
-        raise ValueError(f"epochs={epochs} must be >= 0")
+    check_non_negative(epochs=epochs)
     history = {"loss": []}
     if val_loader is not None:
         history.update(val_accuracy=[], val_loss=[])

@@ -1,9 +1,10 @@
 """Argument checks shared by the whole package, so that every function rejects bad input alike.
 
 Integers are Python or NumPy integers, never bools (``True`` is an ``int`` in Python, and
-``Linear(784, True)`` is a mistake); each check raises ``ValueError`` naming the argument and the
-value it got.
+``Linear(784, True)`` is a mistake); numbers are finite Python or NumPy reals, never bools. Each
+check raises ``ValueError`` naming the argument and the value it got.
 """
+import math
 import numbers
 
 
@@ -41,3 +42,24 @@ def as_pair(value, name):
     if pair is None or len(pair) != 2 or not all(is_int(v) for v in pair):
         raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
     return tuple(int(v) for v in pair)
+
+
+def check_number(name, value, low=None, high=None, low_open=False, high_open=False):
+    """``value`` as a ``float``; ValueError unless it is a finite real number (not a bool) in the range
+    from ``low`` to ``high`` (each bound inclusive unless ``low_open``/``high_open``)."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        if low is not None and high is not None:
+            where = f" in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        elif low is not None:
+            where = f" {'>' if low_open else '>='} {low}"
+        elif high is not None:
+            where = f" {'<' if high_open else '<='} {high}"
+        else:
+            where = ""
+        raise ValueError(f"{name} must be a finite number{where}, got {value!r}")
+    return float(value)

@@ -70,9 +70,12 @@ def test_kd_loss_of_a_student_equal_to_its_teacher_is_its_cross_entropy_share():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(temperature=0.0), "temperature=0.0"), (dict(temperature=-2), "temperature=-2"),
-    (dict(temperature=float("nan")), "temperature=nan"), (dict(temperature=float("inf")), "temperature=inf"),
-    (dict(alpha=1.5), "alpha=1.5"), (dict(alpha=-0.1), "alpha=-0.1"),
+    (dict(temperature=0.0), "temperature must be a finite number > 0, got 0.0"),
+    (dict(temperature=-2), "temperature must be a finite number > 0, got -2"),
+    (dict(temperature=float("nan")), "temperature must be a finite number > 0, got nan"),
+    (dict(temperature=float("inf")), "temperature must be a finite number > 0, got inf"),
+    (dict(alpha=1.5), r"alpha must be a finite number in \[0, 1\], got 1.5"),
+    (dict(alpha=-0.1), r"alpha must be a finite number in \[0, 1\], got -0.1"),
 ])
 def test_kd_loss_rejects_bad_hyperparameters(kwargs, message):
     args = dict(temperature=2.0, alpha=0.5) | kwargs
@@ -207,9 +210,9 @@ def test_distiller_keeps_the_teacher_deterministic_in_training_mode():
 
 def test_distiller_rejects_bad_arguments():
     loader, teacher, student = tiny_setup()
-    with pytest.raises(ValueError, match="hint_weight=-1"):
+    with pytest.raises(ValueError, match="hint_weight must be a finite number >= 0, got -1"):
         Distiller(student, teacher, hint_weight=-1)
-    with pytest.raises(ValueError, match="temperature=0"):
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0, got 0"):
         Distiller(student, teacher, temperature=0)
     with pytest.raises(TypeError, match="each hint must be"):
         Distiller(student, teacher, hints=[("1", "1")])

@@ -36,7 +36,7 @@ def test_energy_rank_is_the_smallest_rank_keeping_the_energy():
     s = np.array([3.0, 2.0, 1.0, 1.0])             # energies 9, 4, 1, 1 of 15
     assert [energy_rank(s, e) for e in (0.5, 0.6, 0.6001, 13 / 15, 0.9, 1.0)] == [1, 1, 2, 2, 3, 4]
     for energy in (0, 1.5, -0.1):
-        with pytest.raises(ValueError, match=f"energy={energy!r}"):
+        with pytest.raises(ValueError, match=rf"energy must be a finite number in \(0, 1\], got {energy!r}"):
             energy_rank(s, energy)
 
 

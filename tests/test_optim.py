@@ -66,7 +66,7 @@ def test_adam_weight_decay_is_added_to_the_gradient():
 def test_bad_arguments():
     with pytest.raises(ValueError, match="empty"):
         optim.SGD([], lr=0.1)
-    with pytest.raises(ValueError, match="lr=-1"):
+    with pytest.raises(ValueError, match="lr must be a finite number > 0, got -1"):
         optim.SGD([param(1.0)], lr=-1)
     with pytest.raises(TypeError, match="Tensor"):
         optim.SGD([mc.tensor([1.0], requires_grad=True)], lr=0.1)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from minitorch_compress.validation import as_pair, check_int, check_non_negative, check_positive
+from minitorch_compress.validation import as_pair, check_int, check_non_negative, check_number, check_positive
 
 
 def test_integers_of_every_kind_pass_and_bools_do_not():
@@ -35,3 +35,17 @@ def test_pairs():
     for bad in ((1, 2, 3), 2.0, (1.5, 2), True, "ab", None):
         with pytest.raises(ValueError, match="kernel_size must be an int or a pair of ints"):
             as_pair(bad, "kernel_size")
+
+
+def test_numbers_are_finite_reals_in_their_range():
+    assert check_number("alpha", np.float32(0.5), 0, 1) == 0.5 and check_number("lr", 3, 0, low_open=True) == 3.0
+    for bad, message in [(0, r"lr must be a finite number > 0, got 0"), (True, "got True"), ("1", "got '1'"),
+                         (float("inf"), "got inf"), (float("nan"), "got nan")]:
+        with pytest.raises(ValueError, match=message):
+            check_number("lr", bad, 0, low_open=True)
+    with pytest.raises(ValueError, match=r"energy must be a finite number in \(0, 1\], got 1.5"):
+        check_number("energy", 1.5, 0, 1, low_open=True)
+    with pytest.raises(ValueError, match=r"p must be a finite number in \[0, 1\), got 1"):
+        check_number("p", 1, 0, 1, high_open=True)
+    with pytest.raises(ValueError, match=r"x must be a finite number <= 2, got 3"):
+        check_number("x", 3, high=2)

@@ -12,6 +12,7 @@ training batch in ``history``, so a lesson can plot what the student is being pu
 from .. import functional as F
 from ..nn import Module, ModuleList
 from ..tensor import no_grad
+from ..validation import check_number
 from .hints import Activations, HintLoss
 from .loss import check_alpha, check_temperature, soft_target_loss
 
@@ -29,8 +30,7 @@ class Distiller(Module):
         super().__init__()
         check_temperature(temperature)
         check_alpha(alpha)
-        if not hint_weight >= 0:
-            raise ValueError(f"hint_weight={hint_weight!r} must be >= 0")
+        check_number("hint_weight", hint_weight, 0)
         hints = list(hints)
         for hint in hints:
             if len(hint) != 3 or not isinstance(hint[2], HintLoss):

@@ -10,21 +10,18 @@ KL is the batch mean of sum_i p_t,i (log p_t,i - log p_s,i). The gradient of the
 with respect to z_s scales as 1/T^2, so the T^2 factor keeps the two terms' gradients of
 comparable size when T changes (Hinton et al., section 2).
 """
-import math
 
 from .. import functional as F
 from ..tensor import Tensor
+from ..validation import check_number
 
 
 def check_temperature(temperature):
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
-            math.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"temperature={temperature!r} must be a finite number > 0")
+    check_number("temperature", temperature, 0, low_open=True)
 
 
 def check_alpha(alpha):
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
-        raise ValueError(f"alpha={alpha!r} must be a number in [0, 1]")
+    check_number("alpha", alpha, 0, 1)
 
 
 def soft_target_loss(student_logits, teacher_logits, temperature):

@@ -24,6 +24,7 @@ import numpy as np
 
 from .. import functional as F
 from ..random import get_rng
+from ..validation import check_number
 from .methods import dense_parameters, pruned_tensor
 
 
@@ -44,8 +45,7 @@ class Magnitude(Criterion):
     """|w|^p. With ``p=1`` and element granularity this is ``l1_unstructured``'s ranking."""
 
     def __init__(self, p=1):
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p < np.inf:
-            raise ValueError(f"p={p!r} must be a positive finite number")
+        check_number("p", p, 0, low_open=True)
         self.p = p
 
     def scores(self, model, layer="", name="weight"):

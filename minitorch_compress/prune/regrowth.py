@@ -13,7 +13,7 @@ re-parametrisation pruned positions get no gradient, so random growth is the hon
 import numpy as np
 
 from ..random import get_rng
-from ..validation import check_positive
+from ..validation import check_number, check_positive
 from .methods import pruned_parameters
 
 
@@ -24,8 +24,7 @@ class SET:
     """
 
     def __init__(self, zeta=0.3, every=100, until_step=None):
-        if isinstance(zeta, bool) or not isinstance(zeta, (int, float)) or not 0 <= zeta <= 1:
-            raise ValueError(f"zeta={zeta!r} must be a fraction in [0, 1]")
+        check_number("zeta", zeta, 0, 1)
         check_positive(every=every)
         self.zeta, self.every, self.until_step = zeta, every, until_step
         self.moved = 0   # connections moved so far

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..nn import Module
 from ..tensor import Tensor
-from ..validation import check_positive
+from ..validation import check_number, check_positive
 from .qtensor import check_dtype, dtype_range
 
 QSCHEMES = ("per_tensor_affine", "per_tensor_symmetric", "per_channel_affine", "per_channel_symmetric")
@@ -94,8 +94,7 @@ class ObserverBase(Module):
             raise ValueError(f"unknown qscheme {qscheme!r}; expected one of {QSCHEMES}")
         if qscheme.endswith("symmetric") and reduce_range and dtype == "quint8":
             raise ValueError("reduce_range is not supported for symmetric quint8 quantization (as in PyTorch)")
-        if not eps > 0:
-            raise ValueError(f"eps={eps} must be > 0")
+        check_number("eps", eps, 0, low_open=True)
         self.qscheme, self.reduce_range, self.eps = qscheme, reduce_range, np.float32(eps)
         self.has_customized_qrange = quant_min is not None and quant_max is not None
         self.quant_min, self.quant_max = calculate_qmin_qmax(quant_min, quant_max, dtype, reduce_range)
@@ -177,8 +176,7 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
     def __init__(self, averaging_constant=0.01, dtype="quint8", qscheme="per_tensor_affine", reduce_range=False,
                  quant_min=None, quant_max=None, eps=EPS,
                  clamp_to_quant_range=False):
-        if not 0 < averaging_constant <= 1:
-            raise ValueError(f"averaging_constant={averaging_constant} must be in (0, 1]")
+        check_number("averaging_constant", averaging_constant, 0, 1, low_open=True)
         super().__init__(dtype, qscheme, reduce_range, quant_min, quant_max, eps, clamp_to_quant_range)
         self.averaging_constant = averaging_constant
 
@@ -235,8 +233,7 @@ class MovingAveragePerChannelMinMaxObserver(PerChannelMinMaxObserver):
     def __init__(self, averaging_constant=0.01, ch_axis=0, dtype="quint8", qscheme="per_channel_affine",
                  reduce_range=False, quant_min=None, quant_max=None, eps=EPS,
                  clamp_to_quant_range=False):
-        if not 0 < averaging_constant <= 1:
-            raise ValueError(f"averaging_constant={averaging_constant} must be in (0, 1]")
+        check_number("averaging_constant", averaging_constant, 0, 1, low_open=True)
         super().__init__(ch_axis, dtype, qscheme, reduce_range, quant_min, quant_max, eps, clamp_to_quant_range)
         self.averaging_constant = averaging_constant
 
