@@ -51,5 +51,34 @@ def test_packed_bytes():
     layer = binary.BinaryLinear(784, 300)
     assert binary.packed_bytes(layer) == 784 * 300 // 8 + 4 * 300 + 4 * 300
     assert binary.packed_bytes(binary.BinaryLinear(3, 3, bias=False)) == 2 + 12
-    with pytest.raises(TypeError, match="BinaryLinear"):
+    with pytest.raises(TypeError, match="BinaryLinear or BinaryConv2d"):
         binary.packed_bytes(nn.Linear(3, 3))
+
+
+def test_binary_conv2d_forward_gradient_and_bytes():
+    mc.manual_seed(0)
+    layer = binary.BinaryConv2d(2, 3, 3, padding=1, bias=True)
+    x = mc.randn(2, 2, 5, 5)
+    w = layer.weight.data
+    alpha = np.abs(w).reshape(3, -1).mean(axis=1)                    # one scale per filter
+    wb = alpha[:, None, None, None] * np.where(w >= 0, 1, -1)
+    # the convolution by hand (cross-correlation, zero padding 1), in float64
+    xp = np.pad(x.data.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    expected = np.zeros((2, 3, 5, 5))
+    for i in range(5):
+        for j in range(5):
+            expected[:, :, i, j] = np.einsum("ncij,ocij->no", xp[:, :, i:i + 3, j:j + 3], wb)
+    expected += layer.bias.data[None, :, None, None]
+    out = layer(x)
+    np.testing.assert_allclose(out.data, expected, rtol=1e-5, atol=1e-5)
+    # straight-through: the weight's gradient is the binarized weight's gradient, cancelled where |w| > 1
+    layer.weight.data[0, 0, 0, 0] = 1.5
+    upstream = np.random.default_rng(0).standard_normal((2, 3, 5, 5)).astype(np.float32)
+    layer(x).backward(upstream)
+    plain = mc.tensor(binary.binarize_weight(layer.weight).data, requires_grad=True)
+    F.conv2d(x, plain, layer.bias, 1, 1).backward(upstream)
+    np.testing.assert_allclose(layer.weight.grad, plain.grad * (np.abs(layer.weight.data) <= 1), rtol=1e-6)
+    assert layer.weight.grad[0, 0, 0, 0] == 0
+    # 54 weights -> 7 bytes, 3 scales and 3 biases of 4 bytes
+    assert binary.packed_bytes(layer) == 7 + 12 + 12
+    assert binary.packed_bytes(binary.BinaryConv2d(16, 32, 3, bias=False)) == 16 * 32 * 9 // 8 + 4 * 32

@@ -9,14 +9,15 @@
 - **Binary activations** (Hubara et al. 2016): ``sign(x)`` forward, ``g * 1[|x| <= 1]`` backward
   (the gradient of hard tanh).
 
-``sign(0) = +1``, so every value is exactly +-1 (+-alpha). A binary layer stores 1 bit per weight
-plus its float32 scales and bias: ``packed_bytes``.
+``sign(0) = +1``, so every value is exactly +-1 (+-alpha). ``BinaryLinear`` and ``BinaryConv2d``
+(alpha per output channel = per filter) store 1 bit per weight plus their float32 scales and bias:
+``packed_bytes``.
 """
 import numpy as np
 
 from .. import functional as F
 from ..autograd import Function
-from ..nn import Linear, Module
+from ..nn import Conv2d, Linear, Module
 
 
 def _sign(x):
@@ -65,6 +66,14 @@ class BinaryLinear(Linear):
         return F.linear(x, binarize_weight(self.weight), self.bias)
 
 
+class BinaryConv2d(Conv2d):
+    """A ``Conv2d`` whose forward pass uses ``binarize_weight(weight)`` (one alpha per filter)."""
+
+    def forward(self, x):
+        return F.conv2d(x, binarize_weight(self.weight), self.bias, self.stride, self.padding, self.dilation,
+                        self.groups)
+
+
 class BinaryActivation(Module):
     """``sign_ste`` as a layer."""
 
@@ -73,10 +82,10 @@ class BinaryActivation(Module):
 
 
 def packed_bytes(layer):
-    """Bytes to store a ``BinaryLinear``: 1 bit per weight (rounded up to whole bytes per layer),
-    plus float32 per-channel scales and bias."""
-    if not isinstance(layer, BinaryLinear):
-        raise TypeError(f"packed_bytes takes a BinaryLinear, got {type(layer).__name__}")
-    out_features, in_features = layer.weight.shape
-    bias = 0 if layer.bias is None else 4 * out_features
-    return -(-out_features * in_features // 8) + 4 * out_features + bias
+    """Bytes to store a ``BinaryLinear`` or ``BinaryConv2d``: 1 bit per weight (rounded up to whole
+    bytes per layer), plus float32 per-channel scales and bias."""
+    if not isinstance(layer, (BinaryLinear, BinaryConv2d)):
+        raise TypeError(f"packed_bytes takes a BinaryLinear or BinaryConv2d, got {type(layer).__name__}")
+    out_channels = layer.weight.shape[0]
+    bias = 0 if layer.bias is None else 4 * out_channels
+    return -(-layer.weight.size // 8) + 4 * out_channels + bias
