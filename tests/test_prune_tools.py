@@ -218,8 +218,10 @@ def test_schedule_errors():
         prune.AGP(0.0, 0.9, 0, 100, 30)
     with pytest.raises(ValueError, match="initial_sparsity=0.9"):
         prune.AGP(0.9, 0.5, 0, 100, 10)
-    with pytest.raises(ValueError, match="every=0"):
+    with pytest.raises(ValueError, match="every must be a positive int, got 0"):
         prune.Iterative(0.5, 3, 0)
+    with pytest.raises(ValueError, match=r"amount must be a finite number in \[0, 1\], got 1.5"):
+        prune.Iterative(1.5, 3, 1)
     with pytest.raises(ValueError, match="every must be a positive int, got 0"):
         prune.SET(every=0)
     assert prune.SET(every=np.int64(5)).every == 5

@@ -19,7 +19,7 @@ step's target, and it forwards ``on_after_backward`` to a criterion that accumul
 from abc import ABC, abstractmethod
 from bisect import bisect_right
 
-from ..validation import check_non_negative
+from ..validation import check_non_negative, check_positive
 from .scope import check_sparsity, prune_model, weight_sparsity
 
 
@@ -53,9 +53,8 @@ class OneShot(Schedule):
 class Iterative(Schedule):
     def __init__(self, amount, rounds, every, begin_step=0):
         check_sparsity(amount, "amount")
-        check_non_negative(rounds=rounds, every=every, begin_step=begin_step)
-        if every == 0 or rounds == 0:
-            raise ValueError(f"rounds={rounds} and every={every} must be positive")
+        check_positive(rounds=rounds, every=every)
+        check_non_negative(begin_step=begin_step)
         self.amount, self.every, self.begin_step = amount, every, begin_step
         self.steps = tuple(range(begin_step, begin_step + rounds * every, every))
 

@@ -16,11 +16,11 @@ Masks are applied with ``custom_from_mask``, so the usual re-parametrisation (``
 ``weight_mask``) results and masks compound: a weight pruned once stays pruned.
 """
 from collections import OrderedDict
-import numbers
 
 import numpy as np
 
 from ..nn import Conv2d, Linear, Module
+from ..validation import check_number
 from .criteria import Criterion, Magnitude
 from .granularity import NM, Element, Granularity, group_scores
 from .methods import custom_from_mask, pruned_tensor
@@ -47,8 +47,8 @@ def _alive(module):
 
 
 def check_sparsity(value, what="sparsity"):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
-        raise ValueError(f"{what}={value!r} must be a number in [0, 1]")
+    """A fraction of weights: a finite number in [0, 1] (``what`` names it in the error)."""
+    check_number(what, value, 0, 1)
 
 
 def compute_masks(model, sparsity, criterion=None, granularity=None, scope="local", exclude=()):
