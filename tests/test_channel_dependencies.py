@@ -145,3 +145,21 @@ def test_unsupported_graphs_are_reported():
         prune.prune_channels(resnet(), 1.5)
     with pytest.raises(TypeError, match="Criterion"):
         prune.prune_channels(resnet(), 0.5, criterion="l2")
+
+
+def test_sensitivity_scan_and_channel_amounts_on_a_cnn_with_batchnorm():
+    model = resnet().eval()
+    x = mc.randn(4, 1, 8, 8)
+    dense_out = model(x).data.copy()
+
+    def distance(m):
+        return float(np.abs(m.eval()(x).data - dense_out).max())
+
+    table = prune.sensitivity_scan(model, ["0", "4.conv2"], [0.0, 0.5], distance)
+    assert [r.metric == 0.0 for r in table] == [True, False, True, False]
+    # a channel-level scan: one group at a time, as prune_channels' dict budget
+    for name in ("0", "3.conv1"):
+        pruned = prune.prune_channels(resnet().eval(), {name: 0.5})
+        assert distance(pruned) > 0 and prune.pruned_channels(pruned, next(
+            g for g in prune.channel_groups(pruned) if g.name == name)).sum() == 4
+    assert not prune.is_pruned(model)
