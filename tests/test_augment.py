@@ -4,7 +4,7 @@ import pytest
 
 import minitorch_compress as mc
 from minitorch_compress import data
-from minitorch_compress.contrastive import nt_xent_loss
+from minitorch_compress.contrastive import NTXentLoss, TwoViews, nt_xent_loss
 from minitorch_compress.data import transforms as T
 from minitorch_compress.gradcheck import gradcheck
 
@@ -36,6 +36,31 @@ def test_scaling_about_the_centre():
     np.testing.assert_allclose(zoomed[..., 4, 6], x[..., 4, 5], atol=1e-6)        # 2 px out = 1 px in
     shrunk = T.RandomAffine(0, scale=(0.5, 0.5))(x)
     assert np.all(shrunk[..., 0, :] == 0)   # the border now samples outside the image
+
+
+def test_affine_sample_kernel_matches_numpy_and_its_python_twin_bit_for_bit():
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        for shape, size in (((5, 9, 9), None), ((4, 3, 9, 9), (6, 11)), ((1, 1, 2, 2), (3, 3))):
+            x = rng.random(shape).astype(dtype)
+            matrix = rng.uniform(-2, 2, (shape[0], 2, 3))
+            matrix[..., 2] *= 8   # many samples fall outside the image, some far outside
+            out = T.affine_sample(x, matrix, size, fill=0.25)
+            expected = T.affine_sample_reference(x, matrix, size, fill=0.25)
+            assert out.dtype == dtype and out.shape == expected.shape
+            np.testing.assert_array_equal(out, expected)
+            planes = x.reshape(shape[0], -1, *shape[-2:])
+            twin = np.empty(planes.shape[:2] + out.shape[-2:], dtype)
+            T._affine_sample.py_func(planes, matrix, dtype(0.25), twin)
+            np.testing.assert_array_equal(twin.reshape(out.shape), out)
+    # a pure translation by whole pixels moves pixels exactly, and brings fill in
+    x = digits(2)
+    shift = np.array([[[1, 0, -2], [0, 1, 1]]] * 2, float)   # output (i, j) reads input (i - 2, j + 1)
+    out = T.affine_sample(x, shift, fill=-1.0)
+    np.testing.assert_array_equal(out[:, 2:, :-1], x[:, :-2, 1:])
+    assert np.all(out[:, :2] == -1) and np.all(out[:, :, -1] == -1)
+    with pytest.raises(ValueError, match=r"\(2, 2, 3\)"):
+        T.affine_sample(x, np.zeros((1, 2, 3)))
 
 
 def test_transforms_keep_shape_and_dtype_and_follow_the_seed():
@@ -136,3 +161,27 @@ def test_nt_xent_value_gradient_and_temperature():
         nt_xent_loss(eye, eye, 0.0)
     with pytest.raises(ValueError, match="N >= 2"):
         nt_xent_loss(eye[:1], eye[:1])
+
+
+def test_two_views_and_the_stacked_loss_drive_fit():
+    train, _ = data.load_digits()
+    views = TwoViews(T.RandomAffine(10, translate=(0.1, 0.1)), (8, 8))
+    X, y = next(iter(data.DataLoader(train, 16, transform=views)))
+    assert X.shape == (32, 64) and X.dtype == np.float32 and np.array_equal(y.data, np.tile(train.y[:16], 2))
+    assert not np.array_equal(X.data[:16], X.data[16:])           # two different draws
+    assert np.all(np.abs(X.data[:16].sum(1) - train.X[:16].sum(1)) < 0.5 * train.X[:16].sum(1))   # of the same digits
+    rng = np.random.default_rng(1)
+    z = rng.standard_normal((8, 3))
+    loss = NTXentLoss(0.3)(mc.tensor(z, dtype=np.float64), mc.tensor(np.zeros(8, np.int64)))
+    assert np.isclose(loss.item(), nt_xent_by_hand(z[:4], z[4:], 0.3), rtol=1e-10)
+    assert gradcheck(lambda a: NTXentLoss(0.3)(a), [mc.tensor(z, requires_grad=True, dtype=np.float64)])
+    with pytest.raises(ValueError, match="two stacked views"):
+        NTXentLoss()(mc.tensor(z[:7]))
+    with pytest.raises(ValueError, match="temperature"):
+        NTXentLoss(-1.0)
+    # a few steps of pre-training through fit lower the loss
+    mc.manual_seed(0)
+    model = mc.nn.Sequential(mc.nn.Linear(64, 32), mc.nn.ReLU(), mc.nn.Linear(32, 16))
+    history = mc.train.fit(model, data.DataLoader(train, 128, shuffle=True, seed=0, drop_last=True, transform=views),
+                           mc.optim.Adam(model.parameters(), lr=1e-2), loss_fn=NTXentLoss(0.5), epochs=4, progress=False)
+    assert history["loss"][-1] < history["loss"][0] - 0.3

@@ -2,7 +2,7 @@
 
 Each transform maps a float array of images, ``(N, H, W)`` or ``(N, C, H, W)``, to a new array of
 the same shape and dtype, drawing its random parameters once per image from the package generator
-(``mc.manual_seed``): a whole batch in a few NumPy operations, never a Python loop over pixels.
+(``mc.manual_seed``): a whole batch at once, never a Python loop over pixels.
 ``Compose`` chains them; ``Augment(transform, shape)`` makes one a ``DataLoader`` batch transform for
 flattened images::
 
@@ -11,14 +11,18 @@ flattened images::
     loader = DataLoader(train_set, batch_size=64, shuffle=True, transform=Augment(jitter, (28, 28)))
 
 Geometric transforms move pixels by an affine map about the image centre and sample the input
-bilinearly, with ``fill`` outside it. Rotations use only +, -, *, / (a polynomial ``cos`` and
+bilinearly, with ``fill`` outside it, in one pass of a Numba kernel (``affine_sample``; the tests
+compare it with the whole-array NumPy ``affine_sample_reference``, and ``benchmarks/augment.py``
+times both in an epoch of training). Rotations use only +, -, *, / (a polynomial ``cos`` and
 ``sin``) and aspect ratios the engine's own ``exp``/``log``, so augmented batches have the same
 bits on every CPU, as the rest of the engine.
 """
 import math
 
+from numba import njit, prange
 import numpy as np
 
+from ..kernels import threads
 from ..kernels.transcendental import exp, log
 from ..random import get_rng
 from ..tensor import Tensor, tensor
@@ -70,23 +74,69 @@ def _images(x):
     return x
 
 
-def sample(images, rows, cols, fill=0.0):
-    """Bilinear samples of each image at real coordinates ``rows``, ``cols`` (N, Ho, Wo), ``fill``
-    outside it: ``out[n, ..., i, j] = images[n, ..., rows[n, i, j], cols[n, i, j]]``."""
+@njit(cache=True, parallel=True)
+def _affine_sample(planes, matrix, fill, out):
+    n, channels, h, w = planes.shape
+    one = planes.dtype.type(1)
+    for k in prange(n):
+        for i in range(out.shape[2]):
+            for j in range(out.shape[3]):
+                r = matrix[k, 0, 0] * i + matrix[k, 0, 1] * j + matrix[k, 0, 2]
+                c = matrix[k, 1, 0] * i + matrix[k, 1, 1] * j + matrix[k, 1, 2]
+                r0, c0 = np.floor(r), np.floor(c)
+                fr, fc = planes.dtype.type(r - r0), planes.dtype.type(c - c0)
+                inside_top, inside_bottom = 0 <= r0 < h, 0 <= r0 + 1 < h
+                inside_left, inside_right = 0 <= c0 < w, 0 <= c0 + 1 < w
+                ri, ci = int(min(max(r0, -1.0), h)), int(min(max(c0, -1.0), w))
+                for ch in range(channels):
+                    v00 = planes[k, ch, ri, ci] if inside_top and inside_left else fill
+                    v01 = planes[k, ch, ri, ci + 1] if inside_top and inside_right else fill
+                    v10 = planes[k, ch, ri + 1, ci] if inside_bottom and inside_left else fill
+                    v11 = planes[k, ch, ri + 1, ci + 1] if inside_bottom and inside_right else fill
+                    out[k, ch, i, j] = ((one - fr) * (one - fc) * v00 + (one - fr) * fc * v01
+                                        + fr * (one - fc) * v10 + fr * fc * v11)
+
+
+NS_PER_PIXEL = 5   # the kernel's cost per output pixel on one core, to decide whether to use two
+
+
+def affine_sample(images, matrix, size=None, fill=0.0):
+    """Bilinear samples of each image at the real coordinates an affine map gives each output pixel
+    ``(i, j)`` of ``size`` (default: the input's): ``row = m00 i + m01 j + m02``, ``col = m10 i +
+    m11 j + m12`` for ``matrix[n] = m`` (2, 3); ``fill`` outside the image. One pass of a Numba
+    kernel, each output pixel computed by one thread: the same bits as ``affine_sample_reference``."""
     images = _images(images)
     n, h, w = images.shape[0], images.shape[-2], images.shape[-1]
+    matrix = np.ascontiguousarray(matrix, np.float64)
+    if matrix.shape != (n, 2, 3):
+        raise ValueError(f"matrix must have shape ({n}, 2, 3) for {n} images, got {matrix.shape}")
+    ho, wo = (h, w) if size is None else size
+    planes = np.ascontiguousarray(images).reshape(n, -1, h, w)
+    out = np.empty(planes.shape[:2] + (ho, wo), images.dtype)
+    threads.run(_affine_sample, out.size * NS_PER_PIXEL, planes, matrix, images.dtype.type(fill), out)
+    return out.reshape(images.shape[:-2] + (ho, wo))
+
+
+def affine_sample_reference(images, matrix, size=None, fill=0.0):
+    """``affine_sample`` in whole-array NumPy operations (what the tests compare the kernel with)."""
+    images = _images(images)
+    n, h, w = images.shape[0], images.shape[-2], images.shape[-1]
+    ho, wo = (h, w) if size is None else size
+    m = np.asarray(matrix, np.float64)[:, :, :, None, None]
+    i, j = np.arange(ho)[:, None], np.arange(wo)[None, :]
+    rows, cols = m[:, 0, 0] * i + m[:, 0, 1] * j + m[:, 0, 2], m[:, 1, 0] * i + m[:, 1, 1] * j + m[:, 1, 2]
     r0, c0 = np.floor(rows), np.floor(cols)
     fr, fc = (rows - r0).astype(images.dtype), (cols - c0).astype(images.dtype)
-    flat = images.reshape(n, -1, h * w)
-    out = 0
+    planes = images.reshape(n, -1, h * w)
+    out = None
     for dr, dc, weight in ((0, 0, (1 - fr) * (1 - fc)), (0, 1, (1 - fr) * fc), (1, 0, fr * (1 - fc)), (1, 1, fr * fc)):
-        r, c = (r0 + dr).astype(np.int64), (c0 + dc).astype(np.int64)
-        inside = (r >= 0) & (r < h) & (c >= 0) & (c < w)
-        index = (np.clip(r, 0, h - 1) * w + np.clip(c, 0, w - 1)).reshape(n, 1, -1)
-        values = np.take_along_axis(flat, np.broadcast_to(index, (n, flat.shape[1], index.shape[2])), axis=2)
-        values = np.where(inside.reshape(n, 1, -1), values, images.dtype.type(fill))
-        out = out + weight.reshape(n, 1, -1) * values
-    return out.reshape(images.shape[:-2] + rows.shape[1:]).astype(images.dtype)
+        r, c = r0 + dr, c0 + dc
+        inside = ((r >= 0) & (r < h) & (c >= 0) & (c < w)).reshape(n, 1, -1)
+        index = (np.clip(r, 0, h - 1) * w + np.clip(c, 0, w - 1)).astype(np.int64).reshape(n, 1, -1)
+        values = np.take_along_axis(planes, np.broadcast_to(index, (n, planes.shape[1], index.shape[2])), axis=2)
+        term = weight.reshape(n, 1, -1) * np.where(inside, values, images.dtype.type(fill))
+        out = term if out is None else out + term
+    return out.reshape(images.shape[:-2] + (ho, wo))
 
 
 class Compose:
@@ -122,15 +172,15 @@ class RandomAffine:
         tx, ty = ((_uniform(-self.translate[0] * w, self.translate[0] * w, n),
                    _uniform(-self.translate[1] * h, self.translate[1] * h, n)) if self.translate else (0.0, 0.0))
         s = _uniform(*self.scale, n) if self.scale else np.ones(n)
-        # output pixel (i, j) shows the input at the inverse map: undo the shift, then the rotation and scale
+        # output pixel (i, j) shows the input at the inverse map: undo the shift, then the rotation
+        # and scale about the centre (ty > 0 moves content down): row = ci - (-sin x + cos y),
+        # col = cj + cos x + sin y, with x = (j - cj - tx) / s to the right, y = (ci - i + ty) / s up
         ci, cj = (h - 1) / 2, (w - 1) / 2
-        i, j = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
-        x = (j[None] - cj - np.reshape(tx, (-1, 1, 1))) / s[:, None, None]     # right
-        y = (ci - i[None] + np.reshape(ty, (-1, 1, 1))) / s[:, None, None]     # up (ty > 0 moves content down)
-        cos, sin = cos[:, None, None], sin[:, None, None]
-        cols = cj + cos * x + sin * y
-        rows = ci - (-sin * x + cos * y)
-        return sample(images, rows, cols, self.fill)
+        u, v = cj + tx, ci + ty
+        matrix = np.empty((n, 2, 3))
+        matrix[:, 0] = np.stack([cos / s, sin / s, ci - (sin * u + cos * v) / s], axis=1)
+        matrix[:, 1] = np.stack([-sin / s, cos / s, cj - (cos * u - sin * v) / s], axis=1)
+        return affine_sample(images, matrix, fill=self.fill)
 
     def __repr__(self):
         return f"RandomAffine(degrees={self.degrees}, translate={self.translate}, scale={self.scale})"
@@ -182,10 +232,11 @@ class RandomResizedCrop:
         bw, bh = np.minimum(np.sqrt(area * aspect), w), np.minimum(np.sqrt(area / aspect), h)
         top, left = _uniform(0, 1, n) * (h - bh), _uniform(0, 1, n) * (w - bw)
         oh, ow = self.size
-        # pixel centres of the output spread over the box
-        rows = top[:, None, None] + (np.arange(oh)[None, :, None] + 0.5) * (bh / oh)[:, None, None] - 0.5
-        cols = left[:, None, None] + (np.arange(ow)[None, None, :] + 0.5) * (bw / ow)[:, None, None] - 0.5
-        return sample(images, np.broadcast_to(rows, (n, oh, ow)), np.broadcast_to(cols, (n, oh, ow)))
+        # output pixel centres spread over the box: row = top + (i + 0.5) bh / oh - 0.5
+        matrix = np.zeros((n, 2, 3))
+        matrix[:, 0, 0], matrix[:, 0, 2] = bh / oh, top + 0.5 * bh / oh - 0.5
+        matrix[:, 1, 1], matrix[:, 1, 2] = bw / ow, left + 0.5 * bw / ow - 0.5
+        return affine_sample(images, matrix, size=(oh, ow))
 
     def __repr__(self):
         return f"RandomResizedCrop(size={self.size}, scale={self.scale}, ratio={self.ratio})"
