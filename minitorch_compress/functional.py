@@ -7,6 +7,7 @@ pooling) get their own backward rule, written right after the forward.
 import numpy as np
 
 from .backend import get_backend, matmul_arrays
+from .kernels.conv import conv_forward, conv_weight_grad
 from .kernels.im2col import col2im, im2col, out_size, windows
 from .kernels.pool import max_pool, max_pool_backward
 from .kernels.transcendental import exp, log
@@ -220,12 +221,20 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     if xp.shape[2] < (kh - 1) * dh + 1 or xp.shape[3] < (kw - 1) * dw + 1:
         raise ValueError(f"conv2d: padded input {xp.shape[2:]} is smaller than the kernel {(kh, kw)} with dilation {(dh, dw)}")
     n, ho, wo = x.shape[0], out_size(xp.shape[2], kh, sh, dh), out_size(xp.shape[3], kw, sw, dw)
-    cols = im2col(xp, kh, kw, (sh, sw), (dh, dw))                                  # group g: a block of columns
     w2 = weight.data.reshape(o, -1)                                                 # group g: a block of rows
-    wt = w2.T if groups == 1 else w2.reshape(groups, o // groups, -1).transpose(0, 2, 1).reshape(-1, o // groups)
-    out = _grouped(cols, wt, groups)
-    if bias is not None:
-        out += bias.data
+    # On our kernel, the products gather their patches tile by tile (kernels/conv.py): the same
+    # chains as im2col then matmul, without writing the patches out.
+    tiled = (groups == 1 and get_backend() == "numba" and x.dtype == weight.dtype == np.float32
+             and (bias is None or bias.dtype == np.float32))
+    if tiled:
+        cols = None
+        out = conv_forward(xp, w2, None if bias is None else bias.data, kh, kw, (sh, sw), (dh, dw))
+    else:
+        cols = im2col(xp, kh, kw, (sh, sw), (dh, dw))                              # group g: a block of columns
+        wt = w2.T if groups == 1 else w2.reshape(groups, o // groups, -1).transpose(0, 2, 1).reshape(-1, o // groups)
+        out = _grouped(cols, wt, groups)
+        if bias is not None:
+            out += bias.data
     out = out.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)
 
     def input_grad(g2):
@@ -238,11 +247,14 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         return dxp[:, :, ph:ph + x.shape[2], pw:pw + x.shape[3]]
 
     def weight_grad(g2):
+        if tiled and g2.dtype == np.float32:
+            return conv_weight_grad(xp, g2, kh, kw, (sh, sw), (dh, dw)).reshape(weight.shape)
+        patches = im2col(xp, kh, kw, (sh, sw), (dh, dw)) if cols is None else cols
         if groups == 1:
-            return matmul_arrays(g2.T, cols).reshape(weight.shape)
+            return matmul_arrays(g2.T, patches).reshape(weight.shape)
         og, k = o // groups, cg * kh * kw
         g_g = g2.reshape(-1, groups, og).transpose(1, 2, 0)                           # (G, O/G, M)
-        c_g = cols.reshape(-1, groups, k).transpose(1, 0, 2)                          # (G, M, K)
+        c_g = patches.reshape(-1, groups, k).transpose(1, 0, 2)                          # (G, M, K)
         return matmul_arrays(g_g, c_g).reshape(weight.shape)
 
     def backward(g):

@@ -11,7 +11,7 @@ import pytest
 import minitorch_compress as mc
 from minitorch_compress import functional as F
 from minitorch_compress.gradcheck import gradcheck
-from minitorch_compress.kernels import im2col as I, pool as P
+from minitorch_compress.kernels import conv as CV, im2col as I, pool as P
 
 
 def same_bits(a, b):
@@ -46,6 +46,30 @@ def test_im2col_and_col2im_match_numpy(geometry, dtype):
     assert same_bits(ours, theirs)
     # adjoint of im2col: <im2col(x), D> == <x, col2im(D^T)>
     np.testing.assert_allclose((cols.astype(np.float64) * dcols_t.T).sum(), (x.astype(np.float64) * ours).sum(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+@pytest.mark.parametrize("out_channels", [1, 6, 40])
+def test_tiled_products_give_the_bits_of_im2col_then_matmul(geometry, out_channels):
+    n, c, h, w, kh, kw, stride, dilation = geometry
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3 * n, c, h, w)).astype(np.float32)     # several blocks of pixels and tasks
+    x[0, 0, 0, :3] = [np.inf, -0.0, 0.0]
+    w2 = rng.standard_normal((out_channels, c * kh * kw)).astype(np.float32)
+    bias = rng.standard_normal(out_channels).astype(np.float32)
+    for b in (bias, None):
+        out = CV.conv_forward(x, w2, b, kh, kw, stride, dilation)
+        assert same_bits(out, CV.conv_forward_reference(x, w2, b, kh, kw, stride, dilation))
+    g2 = (rng.standard_normal(out.shape) * 10.0 ** rng.integers(-4, 4, out.shape)).astype(np.float32)
+    x[0, 0, 0, 0] = 1.0
+    for layout in (x, np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)):
+        ours = CV.conv_weight_grad(layout, g2, kh, kw, stride, dilation)
+        assert same_bits(ours, CV.conv_weight_grad_reference(layout, g2, kh, kw, stride, dilation))
+    # and what the products compute, in float64
+    cols = I.im2col_numpy(x.astype(np.float64), kh, kw, stride, dilation)
+    expected = g2.T.astype(np.float64) @ cols
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
+    np.testing.assert_allclose(CV.conv_forward(x, w2, None, kh, kw, stride, dilation), cols @ w2.T, rtol=1e-4, atol=1e-4)
 
 
 def pool_inputs(dtype):
