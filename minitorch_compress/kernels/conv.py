@@ -9,7 +9,7 @@ stays in cache, just before the tile runs (``microkernel.tile``):
 - ``conv_forward``: a task takes ``MC`` output pixels, gathers their patches (MC x K) and runs
   one tile per ``MR`` pixels and ``NR`` output channels against the packed weight (zero past
   ``O``, so no tile is cut at the edge); ``out[m, o] = chain + bias[o]`` as ``(cols @ W^T) + b``.
-- ``conv_weight_grad``: a task owns ``NR`` columns of ``dW`` (O x K) and walks the pixels in
+- ``conv_weight_grad``: a task owns up to ``NR`` columns of ``dW`` (O x K) and walks the pixels in
   blocks of ``KB``: it copies the block of ``g2^T`` and gathers the matching columns of ``cols``,
   then continues the chains of its tiles over them.
 
@@ -19,6 +19,7 @@ order of k, one fused multiply-add at a time, so these give the bits of ``matmul
 ``*_reference`` (im2col, then ``matmul``) is what the tests compare with. With
 ``NUMBA_DISABLE_JIT=1`` the loops below run as Python around ``microkernel.tile_python``.
 """
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -108,14 +109,14 @@ def conv_forward_reference(xp, w2, bias, kh, kw, stride, dilation):
 
 
 @njit(cache=True, parallel=True)
-def _weight_grad(xf, chw, wp, ho, wo, sh, sw, off, g2, dw, kb, mr, nr):
+def _weight_grad(xf, chw, wp, ho, wo, sh, sw, off, g2, dw, kb, width, mr, nr):
     m, o = g2.shape
     k = off.size
-    row_strips, col_strips = (o + mr - 1) // mr, (k + nr - 1) // nr
+    row_strips = (o + mr - 1) // mr
     zeros = np.zeros(nr, np.float32)
-    for t in prange(col_strips):
-        k0 = t * nr
-        cols = min(nr, k - k0)
+    for t in prange((k + width - 1) // width):
+        k0 = t * width
+        cols = min(width, k - k0)
         a = np.zeros((row_strips * mr, kb), np.float32)   # g2^T: every output channel, pixels of the block
         b = np.zeros(kb * nr, np.float32)                 # cols of the block, columns k0..
         acc = np.zeros(row_strips * mr * nr, np.float32)
@@ -140,9 +141,15 @@ def conv_weight_grad(xp, g2, kh, kw, stride, dilation):
     xp = np.ascontiguousarray(xp)
     n, ho, wo, off = _geometry(xp, kh, kw, stride, dilation)
     m, o = g2.shape
-    dw = np.empty((o, off.size), np.float32)
-    threads.run(_weight_grad, m * -(-o // MR) * MR * -(-off.size // NR) * NR * NS_PER_MAC, xp.reshape(-1), xp[0].size,
-                xp.shape[3], ho, wo, stride[0], stride[1], off, g2, dw, KB, MR, NR)
+    k = off.size
+    # Tasks own NR columns of dW; when that leaves a thread idle (LeNet's first layer: K = 25, one
+    # task), narrower ones: each tile still runs NR wide, only its own columns are gathered and kept.
+    tasks = -(-k // NR)
+    tasks = -(-tasks // numba.get_num_threads()) * numba.get_num_threads()
+    width = -(-k // tasks)
+    dw = np.empty((o, k), np.float32)
+    threads.run(_weight_grad, m * -(-o // MR) * MR * tasks * NR * NS_PER_MAC, xp.reshape(-1), xp[0].size,
+                xp.shape[3], ho, wo, stride[0], stride[1], off, g2, dw, KB, width, MR, NR)
     return dw
 
 
