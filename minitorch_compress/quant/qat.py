@@ -109,9 +109,12 @@ class ConvBn2d(Conv2d):
         return self.bn(y)
 
     def to_float(self):
-        """The float convolution with the BatchNorm folded in (``fuse_conv_bn_weights``)."""
-        conv = nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size, self.stride, self.padding,
-                         self.dilation, self.groups)
+        """The float convolution with the BatchNorm folded in (``fuse_conv_bn_weights``; no new random draws)."""
+        conv = nn.Conv2d.__new__(nn.Conv2d)
+        Module.__init__(conv)
+        for name, value in vars(self).items():
+            if not name.startswith("_") and name not in ("training", "qconfig"):
+                object.__setattr__(conv, name, value)
         conv.weight, conv.bias = fuse_conv_bn_weights(self.weight, self.bias, self.bn.running_mean,
                                                       self.bn.running_var, self.bn.eps, self.bn.weight, self.bn.bias)
         return conv.train(self.training)
