@@ -37,11 +37,12 @@ class _ThisPython(KernelSpecManager):
                                       **ipykernel.kernelspec.get_kernel_dict())
 
 
-def run_cells(sources, timeout, wall_clock=None, env=None):
+def run_cells(sources, timeout, wall_clock=None):
     """Run the code strings ``sources`` in order in one fresh kernel.
 
-    ``timeout``: seconds each cell may run (a number, or one per cell); ``wall_clock``: seconds for the whole run (default
-    none: at the wall clock the running cell is stopped as at its own limit). Returns one record
+    ``timeout``: seconds each cell may run (a number, or one per cell); ``wall_clock``: seconds
+    for the whole run (default: none; when it runs out, the running cell is stopped as at its own
+    limit). Returns one record
     ``{"status", "stdout", "error"}`` per cell that ran; after a ``died`` record nothing runs.
     """
     limits = list(timeout) if isinstance(timeout, (list, tuple)) else [timeout] * len(sources)
@@ -50,10 +51,11 @@ def run_cells(sources, timeout, wall_clock=None, env=None):
     end_of_run = time.monotonic() + wall_clock if wall_clock else float("inf")
     records = []
     with tempfile.TemporaryDirectory(prefix="mc-grade-") as workdir:
-        kernel_env = dict(os.environ, NUMBA_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1", **(env or {}))
+        kernel_env = dict(os.environ, NUMBA_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
         manager = KernelManager(kernel_name="python3", kernel_spec_manager=_ThisPython())
         # The kernel's own log (not the cells' output, which comes by messages) is not wanted.
-        manager.start_kernel(cwd=workdir, env=kernel_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        manager.start_kernel(cwd=workdir, env=kernel_env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = manager.client()
         client.start_channels()
         try:
