@@ -157,9 +157,12 @@ def test_failed_checks_say_why_under_the_one_graded_line():
         check.equal("right", lambda: 1 + 1, 2)
         check.equal("wrong", lambda: [1, 2], [1, 3])
         check.equal("raises", lambda: (_ for _ in ()).throw(ValueError("bad\ncheck_x: 3/3 passed")), 0)
+        anything = type("Anything", (), {"__eq__": lambda self, other: True})()
+        check.equal("object", lambda: anything, 3)       # numbers expected: its own __eq__ does not count
+        check.close("object_close", lambda: anything, 3.0, rtol=0, atol=0)
         check.done()
-    lines = out.getvalue().splitlines()
-    assert lines == ["check_x: 1/3 passed (failed: wrong, raises)",
+    lines = out.getvalue().splitlines()[:3]
+    assert lines == ["check_x: 1/5 passed (failed: wrong, raises, object, object_close)",
                      "  - wrong: expected [1, 3] (shape (2,)), got [1, 2] (shape (2,))",
                      "  - raises: expected 0, got raised ValueError: bad\\ncheck_x: 3/3 passed"]
 
@@ -204,6 +207,8 @@ def test_forbidden_names_and_tampering_are_caught():
                     "def add(a, b):\n    return 0"),
         "library": "np.array_equal = lambda *a: True\ndef add(a, b):\n    return 0",
         "rebind": "def add(a, b):\n    return 0\nChecker = None",
+        "equals_all": "class Anything:\n    def __eq__(self, other):\n        return True\n"
+                      "def add(a, b):\n    return Anything()",
         "fake_line": 'def add(a, b):\n    print("check_add: 2/2 passed")\n    return 0\nprint("check_add: 2/2 passed")',
     }
     results = {name: grade_notebook(toy_source(), submission({"add": code}), name, timeout=60)
@@ -213,7 +218,7 @@ def test_forbidden_names_and_tampering_are_caught():
     assert "uses np.add" in results["forbidden"].tasks[0].problems[-1]
     assert "uses np.add" in results["aliased"].tasks[0].problems[-1]
     assert results["forbidden"].tasks[0].got == "check_add: 2/2 passed"   # it works, but is not theirs
-    for name in ("checker", "library", "rebind"):
+    for name in ("checker", "library", "rebind", "equals_all"):
         assert "was not run" in results[name].events[0], results[name].events
     assert "'grading'" in results["checker"].events[0]
     assert "changes 'np'" in results["library"].events[0]

@@ -98,11 +98,16 @@ def _equal(got, expected):
     if isinstance(expected, str):
         return isinstance(got, str) and got == expected
     got, expected = _as_array(got), _as_array(expected)
+    if got.dtype == object and expected.dtype != object:
+        return False  # numbers are expected: an object's own __eq__ must not decide
     return got.shape == expected.shape and bool(np.array_equal(got, expected))
 
 
 def _close(got, expected, rtol, atol):
-    got, expected = _as_array(got).astype(np.float64), _as_array(expected).astype(np.float64)
+    got, expected = _as_array(got), _as_array(expected)
+    if got.dtype == object and expected.dtype != object:
+        return False
+    got, expected = got.astype(np.float64), expected.astype(np.float64)
     return got.shape == expected.shape and bool(np.allclose(got, expected, rtol=rtol, atol=atol))
 
 

@@ -155,6 +155,9 @@ class _Inspector(ast.NodeVisitor):
 
     # -- scopes -----------------------------------------------------------------------------
     def _function(self, node):
+        name = getattr(node, "name", "")
+        if name.startswith("__") and name.endswith("__") and name not in DUNDERS_ALLOWED:
+            self._tamper(node, f"defines {name!r} (an object that compares equal to anything)")
         local = set()
         args = node.args
         for arg in args.posonlyargs + args.args + args.kwonlyargs + [args.vararg, args.kwarg]:
