@@ -219,11 +219,8 @@ class _Inspector(ast.NodeVisitor):
             base = self.aliases.get(root.id, root.id)
             self._use(node, ".".join([base] + chain[::-1]), ".".join([root.id] + chain[::-1]))
             self._check_variable(node, root.id)
-        else:
-            for attr in chain:
-                if attr in TAMPER:
-                    self._tamper(node, f"uses {attr!r}, which answers may not touch")
-                    break
+        else:  # an attribute of a call's result, a subscript...: its names still count
+            self._use(node, ".".join(chain[::-1]))
             self.visit(root)
         if isinstance(node.ctx, (ast.Store, ast.Del)):
             self._store_into(node, root)
