@@ -116,6 +116,7 @@ def main():
         times = {key: [] for key in runs}
         for _ in range(args.repeats):
             for key, run in runs.items():
+                time.sleep(0.02)   # the other library's threads stop spinning (GOMP_SPINCOUNT) before these start
                 start = time.perf_counter()
                 for _ in range(args.steps):
                     run()
