@@ -18,7 +18,7 @@ from minitorch_compress.grading.grade import grade_notebook
 from minitorch_compress.grading.notebook import (
     STUB, grading_info, read_notebook, rebuild, release, strip_solution, validate_source, write_notebook,
 )
-from minitorch_compress.grading.policy import Context, inspect_answer
+from minitorch_compress.grading.policy import Context, forbidden_through_helpers, inspect_answer, top_level_names
 from minitorch_compress.grading.runner import run_task
 
 SOLVED = {"add": "def add(a, b):\n    return a + b",
@@ -46,7 +46,7 @@ def toy_source(hidden=False):
               'check.equal("arrays", lambda: add(np.arange(3), 1), np.arange(1, 4))\n'
               'check.done()', "check_add: 2/2 passed"),
         answer("total", "def total(xs):\n    ### BEGIN SOLUTION\n"
-               "    return sum(x * x for x in xs)\n    ### END SOLUTION"),
+               "    return sum(x * x for x in xs)\n    ### END SOLUTION", forbid=["np.square"]),
         check("check_total", 3, 'check = Checker("check_total")\n'
               'check.equal("empty", lambda: total([]), 0)\n'
               'check.equal("one", lambda: total([2]), 4)\n'
@@ -226,6 +226,18 @@ def test_forbidden_names_and_tampering_are_caught():
     assert results["fake_line"].tasks[0].got.startswith("check_add: 0/2 passed")
 
 
+def test_a_forbidden_name_in_another_answer_cell_still_costs_the_task():
+    helper = "def add(a, b):\n    return a + b\ndef _squares(xs):\n    return float(np.square(xs).sum())"
+    cases = {  # total (forbids np.square) through a helper, or defined in add's cell
+        "helper": {"add": helper, "total": "def total(xs):\n    return _squares(np.asarray(xs))"},
+        "elsewhere": {"add": helper + "\ndef total(xs):\n    return _squares(np.asarray(xs))", "total": "pass"},
+    }
+    for name, answers in cases.items():
+        result = grade_notebook(toy_source(), submission(answers), name, timeout=20)
+        assert _row(result) == [("check_add", 2), ("check_total", 0)], name
+        assert "_squares in answer cell 'add', line 4: uses np.square" in result.tasks[1].problems[-1], name
+
+
 def test_grading_a_class_survives_tampering_and_crashes(tmp_path):
     source_dir, subs = tmp_path / "source", tmp_path / "subs"
     write_notebook(toy_source(hidden=True), source_dir / "toy.ipynb")
@@ -360,6 +372,11 @@ def test_every_assignment_solution_passes_the_answer_policy():
         cells = [(c, grading_info(c) or {}) for c in read_notebook(path).cells if c.cell_type == "code"]
         context = Context([c.source for c, i in cells if not i],
                           [c.source for c, i in cells if i.get("kind") == "check"])
+        answers = []
         for cell, info in cells:
             if info.get("kind") == "answer":
-                assert inspect_answer(cell.source, context, info.get("forbid", [])) == ([], []), (path, info["id"])
+                answers.append((info["id"], cell.source))
+                forbid = info.get("forbid", [])
+                assert inspect_answer(cell.source, context, forbid) == ([], []), (path, info["id"])
+                roots = top_level_names(strip_solution(cell.source, info["id"]))
+                assert forbidden_through_helpers(roots, answers, context, forbid, info["id"]) == [], (path, info["id"])

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from .checker import parse_summary
 from .notebook import grading_info, is_stub, read_notebook, rebuild, strip_solution, validate_source
-from .policy import Context, inspect_answer
+from .policy import Context, forbidden_through_helpers, inspect_answer, top_level_names
 from .runner import run_cells
 
 OWN_CELL_TIMEOUT = 600  # seconds a cell of the notebook itself (not an answer or check) may run
@@ -140,10 +140,11 @@ def grade_notebook(source, submission, student, timeout=120):
                       [c.source for c, i in zip(cells, infos) if i.get("kind") == "check"])
 
     # Before running anything: what the answers' code does (parsed, not run).
-    untouched, forbidden, answer_notes = set(), {}, {}
-    for cell, info in zip(cells, infos):
+    untouched, forbidden, answer_notes, answers_so_far = set(), {}, {}, []
+    for cell, source_cell, info in zip(cells, _code(source), infos):
         if info.get("kind") != "answer":
             continue
+        answers_so_far.append((info["id"], cell.source))
         if cell.source == stubs[info["id"]] or is_stub(cell.source):
             untouched.add(info["id"])
         tampering, uses = inspect_answer(cell.source, context, info.get("forbid", []))
@@ -152,6 +153,9 @@ def grade_notebook(source, submission, student, timeout=120):
             _note(result, answer_notes, info["id"],
                   f"answer cell {info['id']!r} was not run (graded as the empty stub): "
                   + "; ".join(tampering))
+        # The task's own functions (as the solution names them), wherever an answer defines them.
+        roots = top_level_names(strip_solution(source_cell.source, info["id"]))
+        uses += forbidden_through_helpers(roots, answers_so_far, context, info.get("forbid", []), info["id"])
         if uses:
             forbidden[info["id"]] = uses
 

@@ -68,6 +68,56 @@ def inspect_answer(code, context, forbid=()):
     return _Inspector(context, forbid).run(tree)
 
 
+def forbidden_through_helpers(roots, answers, context, forbid, own=None):
+    """Forbidden names reached from the names ``roots`` (what a task's answer defines) through
+    the top-level definitions of the answer cells ``answers`` (``[(cell id, code)]`` in notebook
+    order, up to the task's own): a task's function defined in another answer cell, or calling a
+    helper defined there, is held to the task's forbid list all the same. Definitions in the
+    task's ``own`` cell are followed but not reported (``inspect_answer`` reads that cell whole).
+    Sentences ``"<name> in answer cell 'x', line N: uses ..."``."""
+    if not forbid:
+        return []
+    definitions = {}   # name -> (cell id, node): the last top-level definition wins, as when run
+    for cell_id, code in answers:
+        try:
+            tree = ast.parse(code)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            for name in _top_level_names(node):
+                definitions[name] = (cell_id, node)
+    found, seen, todo = [], set(), list(roots)
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in definitions:
+            continue
+        seen.add(name)
+        cell_id, node = definitions[name]
+        if cell_id != own:
+            module = ast.Module(body=[node], type_ignores=[])
+            found += [f"{name} in answer cell {cell_id!r}, {use}"
+                      for use in _Inspector(context, forbid).run(module)[1]]
+        todo += [n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)]
+    return _unique(found)
+
+
+def top_level_names(code):
+    """The names ``code`` binds at its top level (functions, classes, assignments)."""
+    try:
+        return [name for node in ast.parse(code).body for name in _top_level_names(node)]
+    except SyntaxError:
+        return []
+
+
+def _top_level_names(node):
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [node.name]
+    if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        return [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+    return []
+
+
 def _imports(tree):
     """``{bound name: dotted path}`` for the import statements anywhere in ``tree``."""
     found = {}
