@@ -72,6 +72,14 @@ def test_tiled_products_give_the_bits_of_im2col_then_matmul(geometry, out_channe
     np.testing.assert_allclose(CV.conv_forward(x, w2, None, kh, kw, stride, dilation), cols @ w2.T, rtol=1e-4, atol=1e-4)
 
 
+def test_an_empty_batch_goes_through():
+    x = mc.tensor(np.zeros((0, 3, 8, 8), np.float32), requires_grad=True)
+    conv = mc.nn.Conv2d(3, 4, 3, padding=1)
+    out = F.max_pool2d(conv(x), 2)
+    out.sum().backward()
+    assert out.shape == (0, 4, 4, 4) and x.grad.shape == x.shape and not conv.weight.grad.any()
+
+
 def pool_inputs(dtype):
     rng = np.random.default_rng(1)
     plain = rng.standard_normal((2, 3, 11, 12)).astype(dtype)

@@ -96,7 +96,8 @@ def conv_forward(xp, w2, bias, kh, kw, stride, dilation):
     if has_bias:
         b[:o] = bias
     out = np.empty((n * ho * wo, o), np.float32)
-    threads.run(_forward, out.shape[0] * strips * NR * k * NS_PER_MAC, xp.reshape(-1), xp[0].size, xp.shape[3], ho, wo,
+    chw = xp.shape[1] * xp.shape[2] * xp.shape[3]
+    threads.run(_forward, out.shape[0] * strips * NR * k * NS_PER_MAC, xp.reshape(-1), chw, xp.shape[3], ho, wo,
                 stride[0], stride[1], off, wpk, b, has_bias, out, MC, MR, NR)
     return out
 
@@ -148,8 +149,9 @@ def conv_weight_grad(xp, g2, kh, kw, stride, dilation):
     tasks = -(-tasks // numba.get_num_threads()) * numba.get_num_threads()
     width = -(-k // tasks)
     dw = np.empty((o, k), np.float32)
-    threads.run(_weight_grad, m * -(-o // MR) * MR * tasks * NR * NS_PER_MAC, xp.reshape(-1), xp[0].size,
-                xp.shape[3], ho, wo, stride[0], stride[1], off, g2, dw, KB, width, MR, NR)
+    chw = xp.shape[1] * xp.shape[2] * xp.shape[3]
+    threads.run(_weight_grad, m * -(-o // MR) * MR * tasks * NR * NS_PER_MAC, xp.reshape(-1), chw, xp.shape[3], ho, wo,
+                stride[0], stride[1], off, g2, dw, KB, width, MR, NR)
     return dw
 
 
