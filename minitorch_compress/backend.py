@@ -11,14 +11,16 @@ from one machine to the next. Lessons switch to it to time both::
         ...
     mc.matmul(a, b, backend="numpy") # for one call
 
-Batched float32 products (3-D and more, batch dimensions broadcast) run our kernel once per
-matrix. Other dtypes (the float64 of gradient checks, integers) always go to NumPy.
+Float64 products (gradient checks, exact Hessians) run ``kernels.matmul64``, a plain loop in a
+fixed order, on the "numba" backend too. Batched products (3-D and more, batch dimensions
+broadcast) run the kernel once per matrix. Integer products are exact and always go to NumPy.
 """
 from contextlib import contextmanager
 
 import numpy as np
 
 BACKENDS = ("numba", "numpy")
+_KERNELS = {np.dtype(np.float32): "matmul", np.dtype(np.float64): "matmul64"}
 _current = "numba"
 
 
@@ -50,9 +52,10 @@ def _check(name):
 def matmul_arrays(a, b, backend=None):
     """``a @ b`` on NumPy arrays (2-D or batched) with the chosen backend."""
     name = _current if backend is None else _check(backend)
-    if name == "numpy" or a.ndim < 2 or b.ndim < 2 or not a.dtype == b.dtype == np.float32:
+    if name == "numpy" or a.ndim < 2 or b.ndim < 2 or a.dtype != b.dtype or a.dtype not in _KERNELS:
         return a @ b
-    from .kernels import matmul
+    from . import kernels
+    matmul = getattr(kernels, _KERNELS[a.dtype])
     if a.ndim == b.ndim == 2:
         return matmul(a, b)
     batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
@@ -60,7 +63,7 @@ def matmul_arrays(a, b, backend=None):
         raise ValueError(f"matmul shape mismatch: {a.shape} @ {b.shape}")
     a = np.broadcast_to(a, batch + a.shape[-2:])
     b = np.broadcast_to(b, batch + b.shape[-2:])
-    out = np.empty(batch + (a.shape[-2], b.shape[-1]), np.float32)
+    out = np.empty(batch + (a.shape[-2], b.shape[-1]), a.dtype)
     for index in np.ndindex(*batch):
         out[index] = matmul(a[index], b[index])
     return out

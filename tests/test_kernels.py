@@ -318,6 +318,9 @@ SMALLER_CPU_CHECKS = textwrap.dedent("""
         np.testing.assert_array_equal(s @ np.ascontiguousarray(a[:1].T), out[:, :1])
     a, b = np.full((3, 2 ** 16), -128, np.int8), np.full((2 ** 16, 17), -128, np.int8)
     assert (K.int8_matmul(a, b) == 2 ** 30).all()
+    from minitorch_compress.kernels.dense64 import product_python
+    a, b = rng.standard_normal((9, 40)), rng.standard_normal((40, 21))
+    np.testing.assert_array_equal(K.matmul64(a, b), product_python(a, b))   # no fused multiply-add
 """)
 
 
@@ -334,6 +337,43 @@ def test_kernels_compiled_for_a_smaller_cpu():
         env, checks = dict(os.environ, NUMBA_CPU_NAME="generic"), SMALLER_CPU_CHECKS
     result = subprocess.run([sys.executable, "-c", checks], env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+# ----- float64 in a fixed order -------------------------------------------------------------
+@pytest.mark.parametrize("m,k,n", [(1, 1, 1), (7, 13, 5), (33, 70, 17), (0, 4, 3), (3, 0, 2)])
+def test_matmul64_is_its_python_loop_bit_for_bit(m, k, n):
+    from minitorch_compress.kernels.dense64 import product_python
+    rng = np.random.default_rng(m * 100 + k)
+    a, b = rng.standard_normal((m, k)), rng.standard_normal((k, n))
+    got = K.matmul64(a, b)
+    np.testing.assert_array_equal(got, product_python(a, b))
+    np.testing.assert_allclose(got, a @ b, rtol=1e-12, atol=1e-12)
+
+
+def test_matmul64_same_bits_on_one_thread_and_non_contiguous_inputs():
+    import numba
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((200, 90)), rng.standard_normal((60, 90)).T   # b is a transpose
+    pool = K.matmul64(a, b)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        np.testing.assert_array_equal(K.matmul64(a, b), pool)
+    finally:
+        numba.set_num_threads(previous)
+    np.testing.assert_array_equal(pool, K.matmul64(a, np.ascontiguousarray(b)))
+
+
+def test_engine_float64_products_use_matmul64():
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((2, 5, 7)), rng.standard_normal((7, 3))
+    out = mc.matmul(mc.Tensor(a), mc.Tensor(b)).data
+    for i in range(2):
+        np.testing.assert_array_equal(out[i], K.matmul64(a[i], b))
+    with pytest.raises(TypeError, match="float64"):
+        K.matmul64(a[0].astype(np.float32), b)
+    with pytest.raises(ValueError, match=r"\(5, 7\) and \(3, 7\)"):
+        K.matmul64(a[0], b.T)
 
 
 # ----- the "numba" backend in training ---------------------------------------------------

@@ -5,6 +5,7 @@ Public functions (NumPy arrays in, NumPy arrays out; Tensors are accepted where 
     matmul(a, b)                         # float32 (M, K) @ (K, N) -> float32; the "numba" backend
     csr_matmul(indptr, indices, data, dense)   # CSR (R, K) @ float32 (K, N) -> float32 (R, N)
     int8_matmul(a, b)                    # int8 (M, K) @ int8 (K, N) -> exact int32; K <= 2**16
+    matmul64(a, b)                       # float64, a plain loop in a fixed order (gradient checks)
 
 Quantized layers keep their weight packed and call the packed path (C = X @ W.T, Linear layout)::
 
@@ -41,6 +42,7 @@ Thread settings for mixing these parallel kernels with OpenBLAS are chosen in th
 from .asm import instruction_counts
 from .csr import csr_matmul
 from .dense import matmul
+from .dense64 import matmul64
 from .int8 import PackedInt8Weight, int8_linear, int8_matmul, pack_int8_weight
 from .quantize import quantize
 from .requant import Epilogue, int8_linear_dequant, int8_linear_requant, linear_epilogue
@@ -49,7 +51,7 @@ from .transcendental import exp, log, power, tanh
 from .vnni import has_vnni
 
 __all__ = [
-    "matmul", "csr_matmul", "int8_matmul", "pack_int8_weight", "PackedInt8Weight", "int8_linear",
+    "matmul", "matmul64", "csr_matmul", "int8_matmul", "pack_int8_weight", "PackedInt8Weight", "int8_linear",
     "int8_linear_dequant", "int8_linear_requant", "Epilogue", "linear_epilogue", "quantize", "has_vnni",
     "instruction_counts", "exp", "log", "tanh", "power", "svd",
 ]
