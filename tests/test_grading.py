@@ -233,7 +233,7 @@ def test_a_forbidden_name_in_another_answer_cell_still_costs_the_task():
         "elsewhere": {"add": helper + "\ndef total(xs):\n    return _squares(np.asarray(xs))", "total": "pass"},
     }
     for name, answers in cases.items():
-        result = grade_notebook(toy_source(), submission(answers), name, timeout=20)
+        result = grade_notebook(toy_source(), submission(answers), name, timeout=60)
         assert _row(result) == [("check_add", 2), ("check_total", 0)], name
         assert "_squares in answer cell 'add', line 4: uses np.square" in result.tasks[1].problems[-1], name
 
