@@ -7,11 +7,8 @@ pooling) get their own backward rule, written right after the forward.
 import numpy as np
 
 from .backend import get_backend, matmul_arrays
-from .kernels.conv import conv_forward, conv_weight_grad
-from .kernels.im2col import col2im, im2col, out_size, windows
-from .kernels.pool import max_pool, max_pool_backward
-from .kernels.transcendental import exp, log
-from .kernels.transcendental import tanh as tanh_array
+from .kernels import col2im, conv_forward, conv_weight_grad, exp, im2col, log, max_pool, max_pool_backward, out_size, windows
+from .kernels import tanh as tanh_array
 from .random import get_rng
 from .tensor import Tensor, op_result, tensor
 from .validation import as_pair, check_int

@@ -9,8 +9,7 @@ values of its nonzeros), the product skips them: at 90% sparsity it does a tenth
 import numpy as np
 
 from .autograd import Function
-from .kernels.csr import check_csr, csr_product
-from .kernels.validate import as_array, check_inner, check_matrix
+from .kernels import as_array, check_csr, check_inner, check_matrix, csr_product
 from .nn import Module
 from .nn.module import check_shapes
 from .tensor import Tensor

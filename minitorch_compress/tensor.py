@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from .backend import matmul_arrays
-from .kernels.transcendental import exp, log, log_scalar, power, tanh
+from .kernels import exp, log, log_scalar, power, tanh
 from .random import get_rng
 
 _grad_enabled = True

@@ -55,6 +55,24 @@ def test_pyproject_declares_what_the_package_imports_and_nothing_else():
     assert core <= imported and extras - imported <= {"ipykernel", "nbval", "mlxtend"}
 
 
+def test_other_modules_reach_the_kernels_through_the_package():
+    # kernels/__init__ lists what the rest of the package may use; reaching into a kernel's own
+    # file (``from .kernels.csr import ...``) would make its internals a public road too
+    import ast
+    import pathlib
+    root = pathlib.Path(mc.__path__[0])
+    found = []
+    for path in root.rglob("*.py"):
+        if "kernels" in path.relative_to(root).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[-2:-1] == ["kernels"]:
+                found.append(f"{path.relative_to(root)}: from {'.' * node.level}{node.module} import ...")
+    assert not found, found
+    from minitorch_compress import kernels
+    assert all(hasattr(kernels, name) for name in kernels.__all__)
+
+
 def test_no_module_imports_another_modules_private_names():
     # one public road between modules: ``from .x import _name`` and ``x._name`` for an imported
     # module x are private imports (a method call on an object, ``t._make``, cannot be told apart

@@ -22,8 +22,7 @@ import math
 from numba import njit, prange
 import numpy as np
 
-from ..kernels import threads
-from ..kernels.transcendental import exp, log
+from ..kernels import exp, log, threads
 from ..random import get_rng
 from ..tensor import Tensor, tensor
 from ..validation import check_int

@@ -40,18 +40,26 @@ Thread settings for mixing these parallel kernels with OpenBLAS are chosen in th
 ``__init__`` (measured by ``benchmarks/kernels.py --threads``).
 """
 from .asm import instruction_counts
-from .csr import csr_matmul
+from .conv import conv_forward, conv_weight_grad
+from .csr import check_csr, csr_matmul, csr_product
 from .dense import matmul
 from .dense64 import matmul64
+from .im2col import col2im, im2col, out_size, windows
 from .int8 import PackedInt8Weight, int8_linear, int8_matmul, pack_int8_weight
-from .quantize import quantize
+from .pool import max_pool, max_pool_backward
+from .quantize import CODE_DTYPES, CODE_RANGES, quantize, quantize_array, quantize_checked
 from .requant import Epilogue, int8_linear_dequant, int8_linear_requant, linear_epilogue
 from .svd import svd
-from .transcendental import exp, log, power, tanh
+from .transcendental import exp, log, log_scalar, power, tanh
+from .validate import as_array, check_inner, check_matrix
 from .vnni import has_vnni
 
 __all__ = [
     "matmul", "matmul64", "csr_matmul", "int8_matmul", "pack_int8_weight", "PackedInt8Weight", "int8_linear",
     "int8_linear_dequant", "int8_linear_requant", "Epilogue", "linear_epilogue", "quantize", "has_vnni",
     "instruction_counts", "exp", "log", "tanh", "power", "svd",
+    # the pieces other modules of the package build on (one public road into kernels/)
+    "check_csr", "csr_product", "conv_forward", "conv_weight_grad", "im2col", "col2im", "out_size", "windows",
+    "max_pool", "max_pool_backward", "CODE_DTYPES", "CODE_RANGES", "quantize_array", "quantize_checked",
+    "log_scalar", "as_array", "check_inner", "check_matrix",
 ]

@@ -22,8 +22,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .. import functional as F
 from .. import nn
-from ..kernels import Epilogue, linear_epilogue, pack_int8_weight
-from ..kernels.quantize import quantize_checked
+from ..kernels import Epilogue, linear_epilogue, pack_int8_weight, quantize_checked
 from ..nn import Module
 from ..tensor import Tensor, no_grad
 from ..validation import as_pair

@@ -14,7 +14,7 @@ exactly. Ranges: qint8 -128..127, quint8 0..255; ``reduce_range`` drops one bit 
 
 import numpy as np
 
-from ..kernels.quantize import CODE_DTYPES, CODE_RANGES, quantize_array  # noqa: F401  (the formula's one home)
+from ..kernels import CODE_DTYPES, CODE_RANGES, quantize_array  # noqa: F401  (the formula's one home)
 from ..tensor import Tensor
 from ..validation import is_int
 

@@ -7,7 +7,7 @@ and zero point) and ``DeQuantize`` (QTensor -> float).
 """
 import numpy as np
 
-from ..kernels.quantize import quantize_checked
+from ..kernels import quantize_checked
 from ..nn import Module
 from ..tensor import Tensor
 from .observers import code_range

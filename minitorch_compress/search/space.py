@@ -3,7 +3,7 @@ import itertools
 
 import numpy as np
 
-from ..kernels.transcendental import exp, log
+from ..kernels import exp, log
 
 
 class Dimension:
