@@ -18,11 +18,10 @@ The state dict holds the weight as ``weight_int8`` (the codes), ``weight_scale``
 the output ``scale`` and ``zero_point``; loading repacks the weight from them.
 """
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from .. import functional as F
 from .. import nn
-from ..kernels import Epilogue, linear_epilogue, pack_int8_weight, quantize_checked
+from ..kernels import Epilogue, im2col, linear_epilogue, max_pool, out_size, pack_int8_weight, quantize_checked
 from ..nn import Module
 from ..tensor import Tensor, no_grad
 from ..validation import as_pair
@@ -256,9 +255,8 @@ class Conv2d(StaticLayer):
             raise ValueError(f"quantized Conv2d: input shape {x.shape} is not (N, {self.in_channels}, H, W)")
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         q = np.pad(x.int_repr().data, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=x.q_zero_point())
-        patches = sliding_window_view(q, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
-        n, c, ho, wo = patches.shape[:4]
-        rows = patches.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, c * kh * kw)
+        n, ho, wo = q.shape[0], out_size(q.shape[2], kh, sh, 1), out_size(q.shape[3], kw, sw, 1)
+        rows = im2col(q, kh, kw, (sh, sw), (1, 1))   # padded with the zero point: the code of 0.0
         out = self._requantized_product(x, rows).reshape(n, ho, wo, self.out_channels).transpose(0, 3, 1, 2)
         return QTensor(np.ascontiguousarray(out), self.scale, self.zero_point, "quint8")
 
@@ -383,8 +381,7 @@ class MaxPool2d(nn.MaxPool2d):
             return F.max_pool2d(x, self.kernel_size, self.stride)
         (kh, kw) = as_pair(self.kernel_size, "kernel_size")
         (sh, sw) = as_pair(self.kernel_size if self.stride is None else self.stride, "stride")
-        windows = sliding_window_view(x.int_repr().data, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
-        return x.with_int_repr(np.ascontiguousarray(windows.max(axis=(4, 5))))
+        return x.with_int_repr(max_pool(np.ascontiguousarray(x.int_repr().data), kh, kw, sh, sw)[0])
 
 
 class Flatten(nn.Flatten):
