@@ -11,7 +11,7 @@ validation split is watched, the test split never opened here. Keys: ``name@mult
 
 Networks already in the file are kept (each is trained from its own seed, independent of the
 others); delete the file to train them all again.
-tests/test_checkpoints.py retrains one network and checks it equals the stored one bit for bit.
+tests/test_checkpoints_15_16.py retrains one network and checks it equals the stored one bit for bit.
 """
 import os
 import sys
