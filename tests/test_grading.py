@@ -364,6 +364,32 @@ def test_shards_merge_to_the_whole_class(tmp_path):
     assert (tmp_path / "m-moodle.csv").read_text() == "Email address,toy\nana,5\nben,5\ncem,0\n"
 
 
+def test_deadline_adds_hours_late_from_the_notebooks_modification_time(tmp_path):
+    from datetime import datetime, timezone
+    from minitorch_compress.grading.grade import hours_late
+    source_dir, subs = tmp_path / "source", tmp_path / "subs"
+    write_notebook(toy_source(), source_dir / "toy.ipynb")
+    deadline = datetime(2026, 12, 10, 23, 0, tzinfo=timezone.utc)
+    for student, offset in [("ana", -600.0), ("ben", 3 * 3600 + 36)]:   # 10 min early; 3.01 h late
+        write_notebook(submission(), subs / student / "toy.ipynb")
+        stamp = deadline.timestamp() + offset
+        os.utime(subs / student / "toy.ipynb", (stamp, stamp))
+    out = tmp_path / "grades.csv"
+    assert main(["grade", str(subs), "--assignment", "toy", "--out", str(out), "--source-dir", str(source_dir),
+                 "--jobs", "2", "--deadline", "2026-12-11T00:00+01:00", "--format", "moodle"]) == 0
+    rows = list(csv.reader(out.open()))
+    assert rows[0][-3:] == ["total", "error", "late (hours)"] and rows[1][-1] == ""
+    assert [(row[0], row[-3], row[-1]) for row in rows[2:]] == [("ana", "5", "0"), ("ben", "5", "3.01")]
+    assert (tmp_path / "grades-moodle.csv").read_text() == "Email address,toy\nana,5\nben,5\n"  # points unchanged
+    feedback = (tmp_path / "feedback" / "toy" / "ben.md").read_text()
+    assert "Handed in 3.01 hours after the deadline." in feedback
+    assert "after the deadline" not in (tmp_path / "feedback" / "toy" / "ana.md").read_text()
+    with pytest.raises(ValueError, match="time zone"):
+        hours_late(str(subs / "ana" / "toy.ipynb"), datetime(2026, 12, 10))
+    with pytest.raises(SystemExit):
+        main(["grade", str(subs), "--assignment", "toy", "--out", str(out), "--deadline", "next friday"])
+
+
 def test_every_assignment_solution_passes_the_answer_policy():
     """The policy flags no source solution: a correct answer is never graded as tampering."""
     sources = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "exercises", "source", "*.ipynb")))

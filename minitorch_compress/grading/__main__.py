@@ -4,6 +4,7 @@ import csv
 import glob
 import os
 import sys
+from datetime import datetime
 from types import SimpleNamespace
 
 from .execute import execute_source
@@ -48,6 +49,9 @@ def main(argv=None):
                      help="also write a gradebook import file next to --out: canvas or moodle")
     grd.add_argument("--roster", help="CSV with a 'student' column mapping folders to LMS ids "
                                       "(name, id, sis_user_id, sis_login_id, section, email)")
+    grd.add_argument("--deadline", type=_deadline, default=None, metavar="ISO-TIME",
+                     help="e.g. 2026-12-10T23:59+01:00 (no offset: this machine's time zone); adds a "
+                          "'late (hours)' column from each notebook's modification time, points unchanged")
     grd.add_argument("--shard", type=_shard, default=None, metavar="K/N",
                      help="grade only the K-th of N slices of the class (every N-th student from the K-th)")
 
@@ -79,30 +83,41 @@ def main(argv=None):
 def _grade(args):
     source = _source_path(args.source_dir, args.assignment)
     tasks, results = grade_class(source, args.submissions, args.assignment, timeout=args.timeout,
-                                 jobs=args.jobs, shard=args.shard, students=args.students)
-    write_csv(args.out, tasks, results, update=bool(args.students))
+                                 jobs=args.jobs, shard=args.shard, students=args.students,
+                                 deadline=args.deadline)
+    write_csv(args.out, tasks, results, update=bool(args.students), late=args.deadline is not None)
     feedback_dir = args.feedback_dir or os.path.join(os.path.dirname(os.path.abspath(args.out)),
                                                      "feedback")
     write_feedback(feedback_dir, args.assignment, tasks, results)
     max_total = sum(task.points for task in tasks)
     for result in results:
         why = result.error or "; ".join(result.events)
-        print(f"{result.student}: {result.total:g}/{max_total:g}" + (f" ({why})" if why else ""))
+        late = f", {result.late:g} h late" if result.late else ""
+        print(f"{result.student}: {result.total:g}/{max_total:g}{late}" + (f" ({why})" if why else ""))
     print(f"wrote {args.out} and {len(results)} feedback files in {os.path.join(feedback_dir, args.assignment)}")
     if args.format != "csv":
         root, _ = os.path.splitext(args.out)
         gradebook = f"{root}-{args.format}.csv"
-        write_gradebook(gradebook, args.format, args.assignment, tasks, _all_results(args.out, results),
+        write_gradebook(gradebook, args.format, args.assignment, tasks, _all_results(args.out, tasks),
                         roster=args.roster)
         print(f"wrote {gradebook} for a {args.format} gradebook import")
     return 0
 
 
-def _all_results(csv_path, results):
+def _all_results(csv_path, tasks):
     """Every student of the (possibly updated) CSV, as (student, total) records."""
     with open(csv_path, newline="") as f:
-        rows = list(csv.reader(f))[2:]
-    return [SimpleNamespace(student=row[0], total=float(row[-2])) for row in rows]
+        rows = list(csv.reader(f))
+    total = 1 + len(tasks)   # student, a column per task, total (a task may be called "total")
+    return [SimpleNamespace(student=row[0], total=float(row[total])) for row in rows[2:]]
+
+
+def _deadline(text):
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an ISO time such as 2026-12-10T23:59, got {text!r}") from None
+    return when if when.tzinfo else when.astimezone()
 
 
 def _shard(text):

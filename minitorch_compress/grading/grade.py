@@ -52,6 +52,7 @@ class StudentResult:
     events: list = field(default_factory=list)     # crashes, time-outs, tampering: what happened
     error: str = ""                                # why the submission was not graded at all
     runs: int = 0                                  # kernels started for it
+    late: float = 0.0                              # hours handed in after the deadline (0: on time)
 
     @property
     def total(self):
@@ -80,10 +81,11 @@ def class_list(submissions_dir, shard=None):
 
 
 def grade_class(source_path, submissions_dir, assignment, timeout=120, jobs=None, shard=None,
-                students=None):
+                students=None, deadline=None):
     """Grade ``submissions_dir/<student>/<assignment>.ipynb`` for every student folder (of the
     shard, see ``class_list``; or only ``students``), ``jobs`` submissions at a time (default:
-    the CPU count).
+    the CPU count). ``deadline`` (an aware ``datetime``, optional): each result's ``late`` is the
+    hours by which its notebook's modification time passed it (see ``hours_late``).
 
     Returns ``(tasks, [StudentResult])`` with students sorted by name.
     """
@@ -98,11 +100,11 @@ def grade_class(source_path, submissions_dir, assignment, timeout=120, jobs=None
     # Worker processes, started fresh (no fork of this process): each runs kernels one at a time.
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         results = list(pool.map(grade_file, [os.path.abspath(source_path)] * len(paths), paths,
-                                students, [timeout] * len(paths)))
+                                students, [timeout] * len(paths), [deadline] * len(paths)))
     return tasks, results
 
 
-def grade_file(source_path, path, student, timeout):
+def grade_file(source_path, path, student, timeout, deadline=None):
     """Grade the submission at ``path``; a missing or unreadable file is a row with an error."""
     notes = []
     if not os.path.exists(path):  # a misnamed file: the folder's only notebook, said so
@@ -119,7 +121,18 @@ def grade_file(source_path, path, student, timeout):
         return StudentResult(student, error=f"unreadable notebook: {type(error).__name__}: {_first_line(error)}")
     result = grade_notebook(_source(source_path), submission, student, timeout)
     result.restored[:0] = notes
+    if deadline is not None:
+        result.late = hours_late(path, deadline)
     return result
+
+
+def hours_late(path, deadline):
+    """Hours from ``deadline`` (an aware ``datetime``) to the file's modification time, rounded to
+    2 decimals; 0 when it is not later. The modification time is what the collection kept (an LMS
+    bulk download or ``cp -p`` keeps it; a plain copy resets it to the copying time)."""
+    if deadline.tzinfo is None:
+        raise ValueError(f"deadline must carry a time zone, got {deadline.isoformat()}")
+    return max(0.0, round((os.path.getmtime(path) - deadline.timestamp()) / 3600, 2))
 
 
 @functools.lru_cache(maxsize=4)

@@ -15,20 +15,23 @@ MAX_ROW = "(max points)"
 FORMATS = ("csv", "canvas", "moodle")
 
 
-def write_csv(path, tasks, results, update=False):
+def write_csv(path, tasks, results, update=False, late=False):
     """A header (task names), a row ``(max points)``, then one row per student: points per task,
     total, and an ``error`` column: why the submission was not graded (missing, not a notebook),
     or what went wrong while grading it (a crash, a time-out, tampering); empty otherwise.
+    ``late=True`` (a deadline was given) adds a last column ``late (hours)``: points are not
+    changed, so the late policy stays the teacher's (or the LMS's).
 
     ``update=True``: keep the other students' rows of the CSV already at ``path`` (re-grading a
     few students); its header and max-points row must be this assignment's."""
-    rows = [["student"] + [task.name for task in tasks] + ["total", "error"],
+    rows = [["student"] + [task.name for task in tasks] + ["total", "error"] + ["late (hours)"] * late,
             [MAX_ROW] + [_number(task.points) for task in tasks]
-            + [_number(sum(task.points for task in tasks)), ""]]
+            + [_number(sum(task.points for task in tasks)), ""] + [""] * late]
     for result in results:
         points = {task.check_id: task.points for task in result.tasks}
         rows.append([result.student] + [_number(points.get(task.check_id, 0)) for task in tasks]
-                    + [_number(result.total), result.error or "; ".join(result.events)])
+                    + [_number(result.total), result.error or "; ".join(result.events)]
+                    + [_number(result.late)] * late)
     if update and os.path.exists(path):
         with open(path, newline="") as f:
             old = list(csv.reader(f))
@@ -82,6 +85,8 @@ def feedback_text(assignment, tasks, result):
     max_total = sum(task.points for task in tasks)
     lines = [f"# Feedback for {result.student}: {assignment}", "",
              f"Total: {_number(result.total)} / {_number(max_total)} points", ""]
+    if result.late:
+        lines += [f"Handed in {_number(result.late)} hours after the deadline.", ""]
     if result.error:
         lines += [f"Not graded: {result.error}", ""]
     elif result.not_attempted:
