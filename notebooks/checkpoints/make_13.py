@@ -6,7 +6,7 @@ epochs of Adam: each batch of 256 images is augmented twice (VIEWS) and NT-Xent 
 each view to find its partner among the 511 other views. Only the encoder is kept (SimCLR drops
 the head after pre-training). The validation and test splits are never read. Keys: ``seed:param``.
 
-    python notebooks/checkpoints/make_13.py            # about 1.5 minutes on a quiet 2-core machine
+    python notebooks/checkpoints/make_13.py            # about a minute on a quiet 2-core machine
 
 tests/test_checkpoint_13.py pre-trains seed 0 again and checks it equals the stored encoder bit for bit.
 """
