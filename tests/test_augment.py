@@ -185,3 +185,17 @@ def test_two_views_and_the_stacked_loss_drive_fit():
     history = mc.train.fit(model, data.DataLoader(train, 128, shuffle=True, seed=0, drop_last=True, transform=views),
                            mc.optim.Adam(model.parameters(), lr=1e-2), loss_fn=NTXentLoss(0.5), epochs=4, progress=False)
     assert history["loss"][-1] < history["loss"][0] - 0.3
+
+
+def test_transform_arguments_are_checked_alike():
+    # validation.py's rules: NumPy numbers accepted, bools and out-of-range values rejected
+    assert T.RandomAffine(np.float32(10)).degrees == (-10.0, 10.0)
+    with pytest.raises(ValueError, match="degrees must be a finite number >= 0, got -5"):
+        T.RandomAffine(-5)
+    with pytest.raises(ValueError, match="degrees must be a finite number >= 0, got True"):
+        T.RandomAffine(True)
+    with pytest.raises(ValueError, match=r"sigma must be a finite number >= 0, got -0.1"):
+        T.GaussianNoise(sigma=-0.1)
+    with pytest.raises(ValueError, match=r"p must be a finite number in \[0, 1\], got 1.5"):
+        T.RandomErasing(p=1.5)
+    assert T.RandomErasing(p=np.float64(0.25)).p == 0.25

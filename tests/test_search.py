@@ -169,3 +169,20 @@ def test_random_architecture_search_stays_within_budget():
     assert search.random_architecture_search(space, lambda a: len(a["stages"]), cost, 40, trials=15, seed=3)[1] == history
     with pytest.raises(ValueError, match="no architecture within budget"):
         search.random_architecture_search(space, len, cost, 1, trials=1, max_draws=20)
+
+
+def test_numbers_are_checked_alike():
+    # validation.py's rules: NumPy integers and reals are accepted, bools and out-of-range values are not
+    assert (search.IntUniform(np.int64(2), 5).low, search.IntUniform(2, 5).high) == (2, 5)
+    for low in (True, 2.0):
+        with pytest.raises(ValueError, match="low must be an int"):
+            search.IntUniform(low, 5)
+    with pytest.raises(ValueError, match="low <= high"):
+        search.IntUniform(6, 5)
+    objective = lambda config, budget: config
+    with pytest.raises(ValueError, match=r"eta must be a finite number >= 2, got 1"):
+        search.successive_halving(objective, [1, 2], 1, eta=1)
+    with pytest.raises(ValueError, match=r"min_budget must be a finite number > 0, got 0"):
+        search.successive_halving(objective, [1, 2], 0)
+    best, _ = search.successive_halving(objective, [3, 1, 2], np.float32(1), eta=np.int64(3))
+    assert best.config == 3

@@ -18,6 +18,7 @@ times both in an epoch of training). Rotations use only +, -, *, / (a polynomial
 bits on every CPU, as the rest of the engine.
 """
 import math
+import numbers
 
 from numba import njit, prange
 import numpy as np
@@ -25,7 +26,7 @@ import numpy as np
 from ..kernels import exp, log, threads
 from ..random import get_rng
 from ..tensor import Tensor, tensor
-from ..validation import check_int
+from ..validation import check_int, check_number
 
 
 def _uniform(low, high, n):
@@ -40,9 +41,8 @@ def _log_uniform(low, high, n):
 
 def _range(value, name, around=0.0):
     """(low, high) from a number v (around - v, around + v) or a pair."""
-    if isinstance(value, (int, float)):
-        if value < 0:
-            raise ValueError(f"{name} must be non-negative, got {value!r}")
+    if isinstance(value, numbers.Real):
+        value = check_number(name, value, low=0)
         return around - value, around + value
     low, high = value
     if low > high:
@@ -245,9 +245,7 @@ class GaussianNoise:
     """``x + N(mean, sigma^2)`` per pixel, clipped to [0, 1] if ``clip`` (torchvision v2's)."""
 
     def __init__(self, mean=0.0, sigma=0.1, clip=True):
-        if sigma < 0:
-            raise ValueError(f"sigma must be non-negative, got {sigma!r}")
-        self.mean, self.sigma, self.clip = mean, sigma, clip
+        self.mean, self.sigma, self.clip = check_number("mean", mean), check_number("sigma", sigma, low=0), clip
 
     def __call__(self, images):
         images = _images(images)
@@ -263,9 +261,7 @@ class RandomErasing:
     ``ratio``) to ``value``; as ``torchvision.transforms.RandomErasing``."""
 
     def __init__(self, p=0.5, scale=(0.02, 0.33), ratio=(0.3, 3.3), value=0.0):
-        if not 0 <= p <= 1:
-            raise ValueError(f"p must lie in [0, 1], got {p!r}")
-        self.p, self.scale, self.ratio, self.value = p, scale, ratio, value
+        self.p, self.scale, self.ratio, self.value = check_number("p", p, 0, 1), scale, ratio, value
 
     def __call__(self, images):
         images = _images(images)

@@ -15,6 +15,8 @@ trial spends, e.g. epochs: the searches are compared at equal total budget.
 import math
 from dataclasses import dataclass
 
+from ..validation import check_number
+
 
 @dataclass
 class Trial:
@@ -45,12 +47,10 @@ def successive_halving(objective, configs, min_budget, eta=3, max_budget=None):
     Rung r trains the survivors with budget ``min_budget * eta**r`` and keeps the best
     ``max(1, len // eta)``. Returns (best trial of the last rung, rungs: a list of trial lists).
     """
-    if eta < 2:
-        raise ValueError(f"eta must be at least 2, got {eta!r}")
+    check_number("eta", eta, low=2)
     if not configs:
         raise ValueError("successive_halving needs at least one configuration")
-    if not min_budget > 0:
-        raise ValueError(f"min_budget must be positive, got {min_budget!r}")
+    check_number("min_budget", min_budget, low=0, low_open=True)
     survivors, budget, rungs = list(configs), min_budget, []
     while True:
         trials = [Trial(config, float(objective(config, budget)), budget) for config in survivors]

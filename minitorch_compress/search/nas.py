@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import nn
 from ..blocks import DepthwiseSeparable, Fire, InvertedResidual
+from ..validation import check_number
 from .hpo import Trial
 
 BLOCKS = ("conv", "separable", "inverted", "fire")
@@ -121,8 +122,7 @@ def build(arch, input_shape=(1, 28, 28), classes=10):
 def scale(arch, multiplier):
     """MobileNet's width multiplier: every width (the stem's too) times ``multiplier``, rounded,
     at least 4 and even (a fire stage splits its width in two)."""
-    if not multiplier > 0:
-        raise ValueError(f"multiplier must be positive, got {multiplier!r}")
+    check_number("multiplier", multiplier, low=0, low_open=True)
 
     def width(w):
         return max(4, 2 * int(round(w * multiplier / 2)))

@@ -4,6 +4,7 @@ import itertools
 import numpy as np
 
 from ..kernels import exp, log
+from ..validation import check_int
 
 
 class Dimension:
@@ -71,8 +72,9 @@ class IntUniform(Dimension):
     """An int in [low, high], both included."""
 
     def __init__(self, low, high):
-        if not (isinstance(low, int) and isinstance(high, int) and low <= high):
-            raise ValueError(f"IntUniform needs ints low <= high, got {low!r}, {high!r}")
+        low, high = check_int("low", low), check_int("high", high)
+        if low > high:
+            raise ValueError(f"IntUniform needs low <= high, got {low!r}, {high!r}")
         self.low, self.high = low, high
 
     def sample(self, rng, n):
