@@ -12,14 +12,13 @@ ratios are fair on a noisy machine. Goal (issue 17): an augmented epoch costs at
     python benchmarks/augment.py [--repeats 7]
 """
 import argparse
-import time
 
 import minitorch_compress as mc  # before NumPy: it sets the thread settings OpenBLAS reads when it loads
 from minitorch_compress import nn
 from minitorch_compress.contrastive import nt_xent_loss
 from minitorch_compress.data import transforms as T
 
-import numpy as np
+from timing import interleaved_medians
 
 # lesson 13's choices
 SUPERVISED = T.RandomAffine(10, translate=(0.1, 0.1), scale=(0.9, 1.1))
@@ -75,16 +74,8 @@ def main():
         ("contrastive", "augmented"): with_sampler("kernel", lambda: contrastive_epoch(train_set, VIEWS)),
         ("contrastive", "augmented, NumPy sampler"): with_sampler("NumPy", lambda: contrastive_epoch(train_set, VIEWS)),
     }
-    for run in runs.values():  # compile and warm up
-        run()
-    times = {name: [] for name in runs}
-    for _ in range(args.repeats):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
+    median = interleaved_medians(runs, args.repeats)
 
-    median = {name: np.median(t) for name, t in times.items()}
     print(f"one epoch over {len(train_set):,} images, {args.repeats} repeats (medians); ratio = time / plain epoch")
     print(f"  supervised: {SUPERVISED!r}, batch 64\n  contrastive: {VIEWS!r}, batch 256, two views")
     for kind in ("supervised", "contrastive"):

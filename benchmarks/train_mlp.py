@@ -7,12 +7,12 @@ Goal (issue 2): the engine reaches at least 0.7x the hand-written NumPy throughp
     python benchmarks/train_mlp.py [--repeats 7] [--steps 50] [--backend numba|numpy]
 """
 import argparse
-import time
 
 import minitorch_compress as mc  # before NumPy: it sets the thread settings OpenBLAS reads when it loads
 from minitorch_compress import functional as F, nn, optim
 
 import numpy as np
+from timing import interleaved_medians
 
 SIZES = (784, 256, 128, 10)
 BATCH = 128
@@ -69,18 +69,11 @@ def main():
     samples = args.steps * BATCH
 
     runs = {"engine": lambda: engine_epoch(model, opt, batches), "hand-written numpy": lambda: numpy_epoch(weights, batches)}
-    for run in runs.values():  # warm up caches and allocators
-        run()
-    times = {name: [] for name in runs}
-    for _ in range(args.repeats):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
+    median = interleaved_medians(runs, args.repeats)
 
     print(f"784-256-128-10 MLP, batch {BATCH}, {args.steps} steps x {args.repeats} repeats (medians), "
           f"engine backend {args.backend!r}")
-    throughput = {name: samples / np.median(t) for name, t in times.items()}
+    throughput = {name: samples / seconds for name, seconds in median.items()}
     for name, value in throughput.items():
         print(f"  {name:20s} {value:10,.0f} samples/s")
     ratio = throughput["engine"] / throughput["hand-written numpy"]

@@ -1,17 +1,14 @@
-"""The convolution and pooling kernels (kernels/im2col.py, kernels/pool.py) give the bits of their
+"""The convolution and pooling kernels (kernels/patches.py, kernels/pool.py) give the bits of their
 NumPy forms, compiled or with NUMBA_DISABLE_JIT=1, and conv2d / max_pool2d agree with formulas
 written out by hand."""
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 import minitorch_compress as mc
 from minitorch_compress import functional as F
 from minitorch_compress.gradcheck import gradcheck
-from minitorch_compress.kernels import conv as CV, im2col as I, pool as P
+from minitorch_compress.kernels import conv as CV, patches as I, pool as P
+from jit_twins import run_jit_off_and_on
 
 
 def same_bits(a, b):
@@ -165,14 +162,7 @@ np.savez(sys.argv[1], out=out.data, dx=x.grad, **{name: p.grad for name, p in ne
 
 
 def test_layers_run_as_plain_python_with_the_same_bits(tmp_path):
-    script = tmp_path / "layers.py"
-    script.write_text(NO_JIT_LAYERS)
-    for name, jit_off in (("python", "1"), ("compiled", "0")):
-        env = dict(os.environ, NUMBA_DISABLE_JIT=jit_off)
-        run = subprocess.run([sys.executable, "-W", "error", str(script), str(tmp_path / name)], env=env,
-                             capture_output=True, text=True, timeout=900)
-        assert run.returncode == 0, run.stderr[-3000:]
-    python, compiled = np.load(tmp_path / "python.npz"), np.load(tmp_path / "compiled.npz")
+    python, compiled = run_jit_off_and_on(NO_JIT_LAYERS, tmp_path)
     assert set(python) == set(compiled) and len(python) == 6
     for key in python:
         assert python[key].tobytes() == compiled[key].tobytes(), key

@@ -19,6 +19,7 @@ from minitorch_compress.kernels.transpose import transpose_reference, transpose_
 from minitorch_compress.quant.qtensor import quantize_array
 
 from emulated_cpus import HASWELL, X86
+from jit_twins import run_jit_off_and_on
 
 FEW = settings(max_examples=25, deadline=None)
 dims = st.integers(0, 70)
@@ -488,14 +489,7 @@ NO_JIT_PRODUCTS = textwrap.dedent("""
 def test_kernels_run_as_plain_python_with_the_same_bits(tmp_path):
     # minitorch's teaching trick: NUMBA_DISABLE_JIT=1 turns every kernel into Python a debugger can
     # step through; the intrinsics' twins then run, and must give the compiled kernels' bits
-    script = tmp_path / "products.py"
-    script.write_text(NO_JIT_PRODUCTS)
-    for name, jit_off in (("python", "1"), ("compiled", "0")):
-        env = dict(os.environ, NUMBA_DISABLE_JIT=jit_off)
-        run = subprocess.run([sys.executable, "-W", "error", str(script), str(tmp_path / name)], env=env,
-                             capture_output=True, text=True, timeout=900)
-        assert run.returncode == 0, run.stderr[-3000:]
-    python, compiled = np.load(tmp_path / "python.npz"), np.load(tmp_path / "compiled.npz")
+    python, compiled = run_jit_off_and_on(NO_JIT_PRODUCTS, tmp_path)
     assert set(python) == set(compiled) and len(python) == 24
     for key in python:
         assert python[key].tobytes() == compiled[key].tobytes(), key

@@ -44,7 +44,7 @@ from .conv import conv_forward, conv_weight_grad
 from .csr import check_csr, csr_matmul, csr_product
 from .dense import matmul
 from .dense64 import matmul64
-from .im2col import col2im, im2col, out_size, windows
+from .patches import col2im, im2col, out_size, windows
 from .int8 import PackedInt8Weight, int8_linear, int8_matmul, pack_int8_weight
 from .pool import max_pool, max_pool_backward
 from .quantize import CODE_DTYPES, CODE_RANGES, quantize, quantize_array, quantize_checked

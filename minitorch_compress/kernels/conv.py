@@ -1,7 +1,7 @@
 """A float32 convolution's forward product and weight gradient, with im2col done tile by tile.
 
 ``conv2d`` (groups 1) is ``cols @ W^T`` and its weight gradient ``g2^T @ cols``, where ``cols``
-(``im2col.py``) holds every patch of the input as a row: 25 times the input for a 5x5 kernel, 5 MB
+(``patches.py``) holds every patch of the input as a row: 25 times the input for a 5x5 kernel, 5 MB
 for LeNet's first layer at batch 64, written and read again by each product. Here the rows of
 ``cols`` a micro-kernel tile needs are gathered from the padded input into a small buffer that
 stays in cache, just before the tile runs (``microkernel.tile``):
@@ -25,7 +25,7 @@ from numba import njit, prange
 
 from . import threads
 from .dense import NS_PER_MAC, matmul
-from .im2col import im2col, out_size
+from .patches import im2col, out_size
 from .microkernel import MC, MR, NR, tile
 
 KB = 256   # pixels per block of the weight gradient: MR x KB of g2^T and KB x NR of cols in L1

@@ -15,7 +15,7 @@ import numpy as np
 from numba import config, njit, prange
 
 from . import threads
-from .im2col import windows
+from .patches import windows
 
 NS_PER_ELEMENT = 1.0   # one thread, per input element (estimate)
 
