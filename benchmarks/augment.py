@@ -18,7 +18,7 @@ from minitorch_compress import nn
 from minitorch_compress.contrastive import nt_xent_loss
 from minitorch_compress.data import transforms as T
 
-from timing import interleaved_medians
+from timing import median_times
 
 # lesson 13's choices
 SUPERVISED = T.RandomAffine(10, translate=(0.1, 0.1), scale=(0.9, 1.1))
@@ -74,7 +74,7 @@ def main():
         ("contrastive", "augmented"): with_sampler("kernel", lambda: contrastive_epoch(train_set, VIEWS)),
         ("contrastive", "augmented, NumPy sampler"): with_sampler("NumPy", lambda: contrastive_epoch(train_set, VIEWS)),
     }
-    median = interleaved_medians(runs, args.repeats)
+    median = dict(zip(runs, median_times(*runs.values(), min_repeats=args.repeats, budget=0)))
 
     print(f"one epoch over {len(train_set):,} images, {args.repeats} repeats (medians); ratio = time / plain epoch")
     print(f"  supervised: {SUPERVISED!r}, batch 64\n  contrastive: {VIEWS!r}, batch 256, two views")

@@ -1,19 +1,27 @@
-"""The timing loop the benchmarks share: every candidate once to warm up, then ``repeats`` rounds
-that run each candidate in turn (interleaved, so a change in the machine's load hits all of them),
-and the median of each one's times."""
+"""The timing loop the benchmarks share."""
 import time
 
 import numpy as np
 
 
-def interleaved_medians(runs, repeats):
-    """{name: median seconds} of the zero-argument callables in ``runs``."""
-    for run in runs.values():  # compile, warm up caches and allocators
-        run()
-    times = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
-    return {name: float(np.median(t)) for name, t in times.items()}
+def median_times(*fns, min_repeats=7, budget=1.0):
+    """Median seconds of each ``fn()``, after a warm-up call of each (which compiles).
+
+    The functions are called in turn, round after round, until ``budget`` seconds are spent (and
+    at least ``min_repeats`` rounds), so that load from other processes falls on all of them alike
+    and their ratios stay comparable.
+    """
+    for fn in fns:
+        fn()
+    times = [[] for _ in fns]
+    start = time.perf_counter()
+    while len(times[0]) < min_repeats or (time.perf_counter() - start < budget and len(times[0]) < 200):
+        for fn, ts in zip(fns, times):
+            t = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t)
+    return [float(np.median(ts)) for ts in times]
+
+
+def median_time(fn, min_repeats=7, budget=0.5):
+    return median_times(fn, min_repeats=min_repeats, budget=budget)[0]

@@ -12,7 +12,7 @@ import minitorch_compress as mc  # before NumPy: it sets the thread settings Ope
 from minitorch_compress import functional as F, nn, optim
 
 import numpy as np
-from timing import interleaved_medians
+from timing import median_times
 
 SIZES = (784, 256, 128, 10)
 BATCH = 128
@@ -69,7 +69,7 @@ def main():
     samples = args.steps * BATCH
 
     runs = {"engine": lambda: engine_epoch(model, opt, batches), "hand-written numpy": lambda: numpy_epoch(weights, batches)}
-    median = interleaved_medians(runs, args.repeats)
+    median = dict(zip(runs, median_times(*runs.values(), min_repeats=args.repeats, budget=0)))
 
     print(f"784-256-128-10 MLP, batch {BATCH}, {args.steps} steps x {args.repeats} repeats (medians), "
           f"engine backend {args.backend!r}")
