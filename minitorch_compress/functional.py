@@ -7,7 +7,7 @@ pooling) get their own backward rule, written right after the forward.
 import numpy as np
 
 from .backend import get_backend, matmul_arrays
-from .kernels import col2im, conv_forward, conv_weight_grad, exp, im2col, log, max_pool, max_pool_backward, out_size, windows
+from .kernels import col2im, conv_forward, conv_weight_grad, erfc, exp, im2col, log, max_pool, max_pool_backward, out_size, windows
 from .kernels import tanh as tanh_array
 from .random import get_rng
 from .tensor import Tensor, op_result, tensor
@@ -439,26 +439,6 @@ def embedding(input, weight, padding_idx=None):
     return op_result(weight.data[indices], (weight,), backward)
 
 
-def _erfc(z):
-    """erfc for float64 arrays with +, -, *, / and the engine's exp only (the same bits on every CPU):
-    |z| <= 3 by the Taylor series of erf (terms up to ~170, so ~1e-14 absolute), beyond by the
-    continued fraction erfc z = exp(-z^2) / sqrt(pi) / (z + (1/2) / (z + 1 / (z + (3/2) / (z + ...))))."""
-    z = np.asarray(z, np.float64)
-    small = np.abs(z) <= 3
-    zs = np.where(small, z, 0.0)
-    term, series = zs.copy(), zs.copy()
-    for n in range(1, 60):
-        term = -term * zs * zs / n
-        series = series + term / (2 * n + 1)
-    erfc_small = 1 - series * (2 / np.sqrt(np.pi))
-    za = np.where(small, 4.0, np.abs(z))
-    fraction = za.copy()
-    for n in range(60, 0, -1):
-        fraction = za + (n / 2) / fraction
-    tail = exp(-za * za) / (np.sqrt(np.pi) * fraction)
-    return np.where(small, erfc_small, np.where(z > 0, tail, 2 - tail))
-
-
 def gelu(input, approximate="none"):
     """GELU (Hendrycks & Gimpel 2016), as PyTorch: x Phi(x) with Phi the normal CDF
     (``approximate="none"``: 0.5 x erfc(-x / sqrt 2)), or 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
@@ -466,7 +446,7 @@ def gelu(input, approximate="none"):
     x = _tensor(input)
     xd = x.data.astype(np.float64)
     if approximate == "none":
-        cdf = 0.5 * _erfc(-xd / np.sqrt(2))
+        cdf = 0.5 * erfc(-xd / np.sqrt(2))
         slope = cdf + xd * exp(-0.5 * xd * xd) / np.sqrt(2 * np.pi)
     elif approximate == "tanh":
         c = np.sqrt(2 / np.pi)

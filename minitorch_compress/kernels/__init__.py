@@ -6,6 +6,7 @@ Public functions (NumPy arrays in, NumPy arrays out; Tensors are accepted where 
     csr_matmul(indptr, indices, data, dense)   # CSR (R, K) @ float32 (K, N) -> float32 (R, N)
     int8_matmul(a, b)                    # int8 (M, K) @ int8 (K, N) -> exact int32; K <= 2**16
     matmul64(a, b)                       # float64, a plain loop in a fixed order (gradient checks)
+    batched_matmul(a, b)                 # float32 (P, M, K) @ (P, K, N): many small products, dense.matmul's bits
 
 Quantized layers keep their weight packed and call the packed path (C = X @ W.T, Linear layout)::
 
@@ -21,7 +22,7 @@ Quantized layers keep their weight packed and call the packed path (C = X @ W.T,
 
 And the elementwise functions and factorisations whose bits must not depend on the CPU::
 
-    exp(x), log(x), tanh(x), power(x, p)   # float64 polynomials, rounded once (transcendental.py)
+    exp(x), log(x), tanh(x), erfc(x), power(x, p)   # float64 polynomials, rounded once (transcendental.py)
     u, s, vt = svd(a)                      # one-sided Jacobi, float64 (svd.py)
 
 Both products run the int8 kernel (which subtracts x's zero point for free) and then one fused
@@ -43,6 +44,7 @@ from .asm import instruction_counts
 from .conv import conv_forward, conv_weight_grad
 from .csr import check_csr, csr_matmul, csr_product
 from .dense import matmul
+from .batched import batched_matmul
 from .dense64 import matmul64
 from .patches import col2im, im2col, out_size, windows
 from .int8 import PackedInt8Weight, int8_linear, int8_matmul, pack_int8_weight
@@ -50,14 +52,14 @@ from .pool import max_pool, max_pool_backward
 from .quantize import CODE_DTYPES, CODE_RANGES, quantize, quantize_array, quantize_checked
 from .requant import Epilogue, int8_linear_dequant, int8_linear_requant, linear_epilogue
 from .svd import svd
-from .transcendental import exp, log, log_scalar, power, tanh
+from .transcendental import erfc, exp, log, log_scalar, power, tanh
 from .validate import as_array, check_inner, check_matrix
 from .vnni import has_vnni
 
 __all__ = [
-    "matmul", "matmul64", "csr_matmul", "int8_matmul", "pack_int8_weight", "PackedInt8Weight", "int8_linear",
+    "matmul", "batched_matmul", "matmul64", "csr_matmul", "int8_matmul", "pack_int8_weight", "PackedInt8Weight", "int8_linear",
     "int8_linear_dequant", "int8_linear_requant", "Epilogue", "linear_epilogue", "quantize", "has_vnni",
-    "instruction_counts", "exp", "log", "tanh", "power", "svd",
+    "instruction_counts", "exp", "erfc", "log", "tanh", "power", "svd",
     # the pieces other modules of the package build on (one public road into kernels/)
     "check_csr", "csr_product", "conv_forward", "conv_weight_grad", "im2col", "col2im", "out_size", "windows",
     "max_pool", "max_pool_backward", "CODE_DTYPES", "CODE_RANGES", "quantize_array", "quantize_checked",
