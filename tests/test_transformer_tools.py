@@ -161,3 +161,155 @@ def test_patient_distiller_trains_the_student_towards_the_teacher_directions():
         opt.step()
         first = first if first is not None else d.history["patience"][0]
     assert d.history["patience"][-1] < 0.5 * first
+
+
+# ----- head importance and pruning (Michel et al. 2019) ------------------------------------------
+from minitorch_compress.prune import (attention_modules, count_heads, head_importance, head_masks,  # noqa: E402
+                                      mask_heads, prune_heads, remove_masked_heads, set_head_masks)
+
+
+def mha64(embed_dim=8, num_heads=4, seed=0, batch_first=True):
+    mc.manual_seed(seed)
+    mha = nn.MultiheadAttention(embed_dim, num_heads, batch_first=batch_first).double()
+    rng = np.random.default_rng(seed)
+    for p in (mha.in_proj_bias, mha.out_proj.bias):   # nonzero biases, so that removing rows of them matters
+        p.data[...] = rng.standard_normal(p.shape)
+    return mha
+
+
+def test_head_mask_scales_each_heads_share_of_the_output_projection():
+    # concat_h(xi_h head_h) W_o^T = sum_h xi_h head_h W_o[:, h]^T: the same as scaling W_o's columns of head h
+    mha, xi = mha64(), np.array([1.0, 0.0, 0.5, -2.0])
+    x = t64(2, 5, 8, requires_grad=False)
+    reference = mha64()
+    reference.out_proj.weight.data[...] *= np.repeat(xi, 2)[None, :]
+    reference.out_proj.bias.data[...] = mha.out_proj.bias.data
+    mha.head_mask = mc.tensor(xi, dtype=np.float64)
+    out, weights = mha(x, x, x)
+    np.testing.assert_allclose(out.data, reference(x, x, x)[0].data, atol=1e-12)
+    np.testing.assert_allclose(weights.data, reference(x, x, x)[1].data, atol=1e-12)   # weights are not masked
+    gate = t64(4, seed=3)
+
+    def with_gate(g):
+        mha.head_mask = g
+        return mha(x, x, x)[0]
+    assert gradcheck(with_gate, [gate])
+    mha.head_mask = mc.tensor(np.ones(3))
+    with pytest.raises(ValueError, match="head_mask"):
+        mha(x, x, x)
+    assert "head_mask" not in mha.state_dict()
+
+
+def encoder64(depth=2, seed=0):
+    mc.manual_seed(seed)
+    model = Encoder(depth, width=8, heads=4).double()
+    rng = np.random.default_rng(seed)
+    for _, m in attention_modules(model):
+        m.in_proj_bias.data[...] = rng.standard_normal(m.in_proj_bias.shape)
+    return model
+
+
+def test_head_importance_is_the_mean_absolute_gate_gradient():
+    model = encoder64()
+    rng = np.random.default_rng(1)
+    batches = [(mc.tensor(rng.standard_normal((3, 5, 8)), dtype=np.float64), mc.tensor(rng.integers(0, 3, 3)))
+               for _ in range(2)]
+    model.train()
+    scores = head_importance(model, batches, normalize=False)
+    assert list(scores) == ["layers.0.self_attn", "layers.1.self_attn"] and model.training
+    assert all(p.requires_grad for p in model.parameters()) and all(p.grad is None for p in model.parameters())
+    assert all(m.head_mask is None for _, m in attention_modules(model))
+    # central differences of each batch's loss in the gate, at xi = 1
+    eps = 1e-6
+    model.eval()
+    for name, m in attention_modules(model):
+        expected = np.zeros(4)
+        for x, y in batches:
+            for h in range(4):
+                losses = []
+                for sign in (1, -1):
+                    gate = np.ones(4)
+                    gate[h] += sign * eps
+                    m.head_mask = mc.tensor(gate, dtype=np.float64)
+                    losses.append(F.cross_entropy(model(x), y).item())
+                expected[h] += abs(losses[0] - losses[1]) / (2 * eps) / len(batches)
+        m.head_mask = None
+        np.testing.assert_allclose(scores[name], expected, rtol=1e-5, atol=1e-9)
+    normalized = head_importance(model, batches)
+    for name, s in scores.items():
+        np.testing.assert_allclose(normalized[name], s / np.linalg.norm(s), rtol=1e-12)
+    assert len(head_importance(model, batches, max_batches=1)) == 2
+    with pytest.raises(ValueError, match="empty"):
+        head_importance(model, [])
+    with pytest.raises(ValueError, match="no MultiheadAttention"):
+        head_importance(nn.Linear(2, 2), batches)
+
+
+def test_mask_heads_masks_the_least_important_heads_globally():
+    model = encoder64()
+    importance = {"layers.0.self_attn": np.array([0.3, 0.1, 0.9, 0.8]),
+                  "layers.1.self_attn": np.array([0.2, 0.05, 0.7, 0.6])}
+    masks = mask_heads(model, importance, 0.25)            # 2 of 8 heads: 0.05 and 0.1
+    np.testing.assert_array_equal(masks["layers.0.self_attn"], [1, 0, 1, 1])
+    np.testing.assert_array_equal(masks["layers.1.self_attn"], [1, 0, 1, 1])
+    # new scores: masked heads stay masked and count towards the 3 heads asked for
+    importance["layers.0.self_attn"] = np.array([0.3, 0.0, 0.9, 0.01])
+    masks = mask_heads(model, importance, 3)
+    np.testing.assert_array_equal(masks["layers.0.self_attn"], [1, 0, 1, 0])
+    np.testing.assert_array_equal(masks["layers.1.self_attn"], [1, 0, 1, 1])
+    assert mask_heads(model, importance, 0)["layers.0.self_attn"].sum() == 2    # never unmasks
+    for bad, error in ((1.5, ValueError), (9, ValueError), ("half", TypeError), (True, TypeError)):
+        with pytest.raises(error):
+            mask_heads(model, importance, bad)
+    with pytest.raises(ValueError, match="no scores"):
+        mask_heads(model, {"layers.0.self_attn": np.ones(4)}, 0.5)
+    with pytest.raises(ValueError, match="shape"):
+        mask_heads(model, {**importance, "layers.1.self_attn": np.ones(3)}, 0.5)
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_pruned_attention_computes_what_the_masked_one_did(batch_first):
+    mha = mha64(8, 4, seed=2, batch_first=batch_first)
+    x, kv = t64(3, 5, 8, seed=4, requires_grad=False), t64(3, 6, 8, seed=5, requires_grad=False)
+    if not batch_first:
+        x, kv = x.transpose(0, 1), kv.transpose(0, 1)
+    causal = np.triu(np.ones((5, 6), bool), k=1)
+    mha.head_mask = mc.tensor(np.array([1.0, 0.0, 1.0, 0.0]), dtype=np.float64)
+    masked = mha(x, kv, kv, attn_mask=causal)[0].data
+    n_params = sum(p.data.size for p in mha.parameters())
+    prune_heads(mha, [1, 3])
+    assert mha.num_heads == 2 and mha.head_dim == 2 and mha.in_proj_weight.shape == (12, 8)
+    assert mha.out_proj.weight.shape == (8, 4) and mha.out_proj.in_features == 4
+    # each removed head had 3 * D rows of E weights and 3 * D biases, and D columns of W_o: 2 * (3*2*8 + 3*2 + 2*8)
+    assert n_params - sum(p.data.size for p in mha.parameters()) == 2 * (3 * 2 * 8 + 3 * 2 + 2 * 8)
+    np.testing.assert_allclose(mha(x, kv, kv, attn_mask=causal)[0].data, masked, atol=1e-12)
+    assert "head_dim=2" in repr(mha)
+    q = t64(1, 3, 8, seed=6)
+    assert gradcheck(lambda q: mha(q, q, q)[0], [q])
+    prune_heads(mha, [0, 1])                                   # no head left: the output is out_proj's bias
+    out, weights = mha(x, kv, kv)
+    np.testing.assert_allclose(out.data, np.broadcast_to(mha.out_proj.bias.data, out.shape), atol=0)
+    assert weights.shape == (3, 5, 6) and mha.num_heads == 0
+    with pytest.raises(ValueError, match="outside"):
+        prune_heads(mha64(), [4])
+
+
+def test_removing_masked_heads_of_a_model_keeps_its_outputs_including_a_whole_layer():
+    model = encoder64(depth=2, seed=7)
+    x = t64(4, 5, 8, seed=8, requires_grad=False)
+    set_head_masks(model, {"layers.0.self_attn": [1, 0, 0, 1], "layers.1.self_attn": [0, 0, 0, 0]})
+    masked = model(x).data
+    remove_masked_heads(model)
+    assert count_heads(model) == {"layers.0.self_attn": 2, "layers.1.self_attn": 0}
+    np.testing.assert_allclose(model(x).data, masked, atol=1e-12)
+    assert all(m.sum() == m.size for m in head_masks(model).values())
+    q = t64(1, 3, 8, seed=9)
+    assert gradcheck(lambda q: model(q), [q])
+    prune_heads(model, {"layers.0.self_attn": [0]})
+    assert count_heads(model)["layers.0.self_attn"] == 1
+    with pytest.raises(TypeError, match="dict"):
+        prune_heads(model, [0])
+    with pytest.raises(ValueError, match="no MultiheadAttention named"):
+        prune_heads(model, {"layers.5.self_attn": [0]})
+    with pytest.raises(ValueError, match="does not fit"):
+        set_head_masks(model, {"layers.0.self_attn": [1, 1]})

@@ -24,6 +24,13 @@ class MultiheadAttention(Module):
     average_attn_weights=True)`` returns (output, weights averaged over heads or None). Inputs are
     (L, N, E), or (N, L, E) with ``batch_first=True``. Boolean masks mark what may NOT be attended
     to (True = masked), as PyTorch's here: ``attn_mask`` (L, S), ``key_padding_mask`` (N, S).
+
+    Beyond PyTorch, for head pruning (``prune.heads``, Michel et al. 2019): ``head_mask``, a
+    non-persistent buffer, None or a (num_heads,) tensor xi multiplying each head's output before
+    ``out_proj`` (out = concat_h(xi_h head_h) W_o^T + b_o; the returned weights are not masked); and
+    heads may be removed (``prune.prune_heads``), leaving ``num_heads * head_dim`` < ``embed_dim``
+    projection rows, each head keeping its head_dim and its 1/sqrt(head_dim) scaling. With no head
+    left the output is ``out_proj``'s bias at every position and the weights are zeros.
     """
 
     def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, batch_first=False):
@@ -39,10 +46,17 @@ class MultiheadAttention(Module):
         self.out_proj = Linear(embed_dim, embed_dim, bias=bias)
         if bias:
             self.out_proj.bias.data[...] = 0
+        self.register_buffer("head_mask", None, persistent=False)
 
-    def _heads(self, x):   # (N, L, E) -> (N, H, L, D)
+    def _heads(self, x):   # (N, L, H * D) -> (N, H, L, D)
         n, length = x.shape[:2]
         return x.reshape(n, length, self.num_heads, self.head_dim).transpose(1, 2)
+
+    def _in_proj(self, x, i):
+        """Projection i (0: query, 1: key, 2: value) of x: rows i*H*D .. (i+1)*H*D of in_proj_weight and bias."""
+        inner = self.num_heads * self.head_dim
+        w, b = self.in_proj_weight, self.in_proj_bias
+        return F.linear(x, w[i * inner:(i + 1) * inner], None if b is None else b[i * inner:(i + 1) * inner])
 
     def forward(self, query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
                 average_attn_weights=True):
@@ -51,9 +65,9 @@ class MultiheadAttention(Module):
         n, length, e = query.shape
         if e != self.embed_dim:
             raise ValueError(f"MultiheadAttention({self.embed_dim}) got inputs with {e} features")
-        w, b = self.in_proj_weight, self.in_proj_bias
-        chunks = [(w[i * e:(i + 1) * e], None if b is None else b[i * e:(i + 1) * e]) for i in range(3)]
-        q, k, v = (self._heads(F.linear(x, wi, bi)) for x, (wi, bi) in zip((query, key, value), chunks))
+        if self.num_heads == 0:
+            return self._headless(query, key, need_weights, average_attn_weights)
+        q, k, v = (self._heads(self._in_proj(x, i)) for i, x in enumerate((query, key, value)))
         blocked = np.zeros((n, 1, length, key.shape[1]), bool)
         if attn_mask is not None:
             blocked = blocked | np.asarray(attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask, bool)
@@ -61,15 +75,33 @@ class MultiheadAttention(Module):
             pad = np.asarray(key_padding_mask.data if isinstance(key_padding_mask, Tensor) else key_padding_mask, bool)
             blocked = blocked | pad[:, None, None, :]
         out, weights = F.scaled_dot_product_attention(q, k, v, ~blocked, self.dropout, self.training)
-        out = self.out_proj(out.transpose(1, 2).reshape(n, length, e))
+        if self.head_mask is not None:
+            if self.head_mask.shape != (self.num_heads,):
+                raise ValueError(f"head_mask of shape {self.head_mask.shape} does not fit num_heads={self.num_heads}")
+            out = out * self.head_mask.reshape(1, self.num_heads, 1, 1)
+        out = self.out_proj(out.transpose(1, 2).reshape(n, length, self.num_heads * self.head_dim))
         if not self.batch_first:
             out = out.transpose(0, 1)
         if not need_weights:
             return out, None
         return out, (weights.mean(axis=1) if average_attn_weights else weights)
 
+    def _headless(self, query, key, need_weights, average_attn_weights):
+        """Every head removed: concat_h(head_h) is empty, so the output is out_proj's bias (or 0) everywhere."""
+        n, length, e = query.shape
+        out = Tensor(np.zeros((n, length, e), self.in_proj_weight.dtype))
+        if self.out_proj.bias is not None:
+            out = out + self.out_proj.bias
+        if not self.batch_first:
+            out = out.transpose(0, 1)
+        if not need_weights:
+            return out, None
+        shape = (n, length, key.shape[1]) if average_attn_weights else (n, 0, length, key.shape[1])
+        return out, Tensor(np.zeros(shape, out.dtype))
+
     def extra_repr(self):
-        return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, batch_first={self.batch_first}"
+        pruned = "" if self.num_heads * self.head_dim == self.embed_dim else f", head_dim={self.head_dim}"
+        return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}{pruned}, batch_first={self.batch_first}"
 
 
 class TransformerEncoderLayer(Module):

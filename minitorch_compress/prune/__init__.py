@@ -17,9 +17,17 @@ Channel pruning that follows BatchNorms and residual adds (``dependencies.py``):
 
     prune.prune_channels(cnn, 0.5, criterion=prune.Magnitude(2))   # whole channel groups
     small = prune.thin(cnn)                                          # a smaller dense CNN, same outputs
+
+Attention heads (``heads.py``, Michel et al. 2019)::
+
+    scores = prune.head_importance(model, val_loader)      # E |dL/dxi_h|, normalised per layer
+    prune.mask_heads(model, scores, 0.5)                  # gate off the least important half, globally
+    prune.remove_masked_heads(model)                      # remove them from the projections
 """
 from .criteria import AccumulatedCriterion, Criterion, GradientMagnitude, Magnitude, Movement, Random
 from .dependencies import ChannelGroup, channel_groups, prune_channels, pruned_channels
+from .heads import (attention_modules, count_heads, head_importance, head_masks, mask_heads, prune_heads,
+                    remove_masked_heads, set_head_masks)
 from .granularity import NM, Block, Channel, Element, Granularity
 from .methods import (
     BasePruningMethod, CustomFromMask, Identity, L1Unstructured, LnStructured, PruningContainer,
@@ -45,5 +53,7 @@ __all__ = [
     "ChannelGroup", "channel_groups", "prune_channels", "pruned_channels",
     "Schedule", "OneShot", "Iterative", "AGP", "Pruner", "SET", "thin",
     "sensitivity_scan", "plot_sensitivity",
+    "attention_modules", "head_masks", "set_head_masks", "head_importance", "mask_heads", "prune_heads",
+    "remove_masked_heads", "count_heads",
     "OBD", "obs_prune", "hessian", "hessian_diagonal", "hessian_vector_product", "drop_one",
 ]
