@@ -26,7 +26,7 @@ from . import functional, nn, optim, data, train  # noqa: E402
 # The tools load on first use (``mc.prune``, ``mc.quant``, ...), as torch's submodules are there after
 # ``import torch``, while ``import minitorch_compress`` stays quick.
 _LAZY = ("autograd", "blocks", "contrastive", "distill", "gradcheck", "grading", "kernels", "layerdrop", "lottery",
-         "lowrank", "metrics", "mixup", "prune", "quant", "search", "sharing", "sparse", "table", "validation")
+         "lowrank", "metrics", "mixup", "prune", "quant", "search", "sharing", "sparse", "table", "validation", "vit")
 
 
 def __getattr__(name):
