@@ -7,6 +7,11 @@ needed (the skipped layer contributes nothing, as it will after pruning). The ne
 to rely on any one layer, so at inference layers can be removed without fine-tuning: the "every
 other" strategy prunes, for a rate r, the layers at depths d = 1, 2, ... with d = 0 (mod floor(1/r)).
 In eval mode every kept layer runs: the output is deterministic.
+
+Any layer whose input and output shapes match can be stacked: the ``ResidualBlock`` here, or a
+pre-norm ``nn.TransformerEncoderLayer`` (x + sa(norm1(x)), then + ff(norm2(.)): residual as a
+whole, so a skipped layer is exactly the identity path of its residual branches). Extra forward
+arguments (e.g. ``src_key_padding_mask=``) are passed to every layer that runs.
 """
 from .nn import Linear, Module, ModuleList, ReLU, Sequential
 from .random import get_rng
@@ -33,11 +38,11 @@ class LayerDrop(Module):
             raise ValueError(f"LayerDrop probability p={p!r} is outside [0, 1]")
         self.layers, self.p = ModuleList(layers), p
 
-    def forward(self, x):
+    def forward(self, x, *args, **kwargs):
         for layer in self.layers:
             if self.training and get_rng().random() < self.p:
                 continue
-            x = layer(x)
+            x = layer(x, *args, **kwargs)
         return x
 
     def extra_repr(self):

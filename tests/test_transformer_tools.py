@@ -313,3 +313,98 @@ def test_removing_masked_heads_of_a_model_keeps_its_outputs_including_a_whole_la
         prune_heads(model, {"layers.5.self_attn": [0]})
     with pytest.raises(ValueError, match="does not fit"):
         set_head_masks(model, {"layers.0.self_attn": [1, 1]})
+
+
+# ----- LayerDrop and ALBERT on encoder layers ----------------------------------------------------
+from minitorch_compress.layerdrop import LayerDrop, every_other, prune_layers  # noqa: E402
+from minitorch_compress.sharing import (FactorizedEmbedding, FactorizedLinear, SharedLayers,  # noqa: E402
+                                        factorized_parameters)
+
+
+def encoder_layer(width=8, heads=2):
+    return nn.TransformerEncoderLayer(width, heads, 2 * width, 0.0, batch_first=True, norm_first=True).double()
+
+
+def test_layerdrop_skips_whole_pre_norm_encoder_layers():
+    mc.manual_seed(0)
+    layers = [encoder_layer() for _ in range(4)]
+    stack = LayerDrop(layers, p=0.5).eval()
+    x = t64(2, 5, 8, requires_grad=False)
+    by_hand = x
+    for layer in layers:
+        by_hand = layer(by_hand)
+    np.testing.assert_allclose(stack(x).data, by_hand.data, atol=1e-12)      # eval: every layer runs
+    # training: the output is the kept layers applied in order; which are kept is a Bernoulli(1 - p) draw each
+    stack.train()
+    mc.manual_seed(3)
+    draws = mc.get_rng().random(4)
+    mc.manual_seed(3)
+    out = stack(x)
+    expected = x
+    for layer, u in zip(layers, draws):
+        expected = expected if u < 0.5 else layer(expected)
+    np.testing.assert_allclose(out.data, expected.data, atol=1e-12)
+    assert LayerDrop(layers, p=1.0).train()(x) is x                             # all dropped: the identity
+    padding = np.zeros((2, 5), bool)
+    padding[0, 3:] = True
+    masked = x
+    for layer in layers:
+        masked = layer(masked, src_key_padding_mask=padding)
+    np.testing.assert_allclose(stack.eval()(x, src_key_padding_mask=padding).data, masked.data, atol=1e-12)
+    pruned = prune_layers(stack, 0.5)                                            # keeps depths 1 and 3
+    assert every_other(4, 0.5) == [0, 2] and list(pruned.layers) == [layers[0], layers[2]]
+    np.testing.assert_allclose(pruned.eval()(x).data, layers[2](layers[0](x)).data, atol=1e-12)
+    q = t64(1, 3, 8, seed=2)
+    assert gradcheck(lambda q: pruned(q), [q])
+
+
+def test_shared_encoder_layers_reuse_blocks_as_albert():
+    mc.manual_seed(0)
+    shared = SharedLayers(encoder_layer, num_layers=4, num_groups=2)
+    one = sum(p.data.size for p in encoder_layer().parameters())
+    assert sum(p.data.size for p in shared.parameters()) == 2 * one
+    x = t64(2, 5, 8, requires_grad=False)
+    a, b = shared.blocks
+    np.testing.assert_allclose(shared(x).data, b(b(a(a(x)))).data, atol=1e-12)
+    padding = np.zeros((2, 5), bool)
+    padding[1, 4] = True
+    np.testing.assert_allclose(shared(x, src_key_padding_mask=padding).data,
+                               b(b(a(a(x, None, padding), None, padding), None, padding), None, padding).data,
+                               atol=1e-12)
+    # the shared weight's gradient is the sum over the layers that use it: finite differences in one entry
+    w = a.linear1.weight
+    shared(x).sum().backward()
+    eps, i = 1e-6, (3, 2)
+    w.data[i] += eps
+    up = shared(x).sum().item()
+    w.data[i] -= 2 * eps
+    down = shared(x).sum().item()
+    w.data[i] += eps
+    assert w.grad[i] == pytest.approx((up - down) / (2 * eps), rel=1e-6)
+
+
+def test_factorized_embedding_parameter_count_is_albert_formula():
+    # ALBERT-base: V = 30000, E = 128, H = 768 (section 3.1 and table 1)
+    assert factorized_parameters(30000, 128, 768, bias=False) == 3_840_000 + 98_304
+    assert factorized_parameters(30000, 128, 768) == 3_840_000 + 98_304 + 768
+    mc.manual_seed(0)
+    emb = FactorizedEmbedding(50, 4, 16, padding_idx=0)
+    assert sum(p.data.size for p in emb.parameters()) == 50 * 4 + 4 * 16 + 16 == factorized_parameters(50, 4, 16)
+    idx = np.array([[1, 0, 7]])
+    out = emb(idx)
+    expected = emb.word_embeddings.weight.data[idx] @ emb.embedding_hidden_mapping_in.weight.data.T \
+        + emb.embedding_hidden_mapping_in.bias.data
+    np.testing.assert_allclose(out.data, expected, rtol=1e-6, atol=1e-6)
+    assert list(emb.state_dict()) == ["word_embeddings.weight", "embedding_hidden_mapping_in.weight",
+                                      "embedding_hidden_mapping_in.bias"]
+    # a factorised patch projection: 49 pixels -> 8 -> 32 instead of 49 -> 32
+    proj = FactorizedLinear(49, 8, 32).double()
+    assert sum(p.data.size for p in proj.parameters()) == 49 * 8 + 8 * 32 + 32 < 49 * 32 + 32
+    x = t64(2, 16, 49, requires_grad=False)
+    np.testing.assert_allclose(proj(x).data, x.data @ (proj.up.weight.data @ proj.down.weight.data).T
+                               + proj.up.bias.data, atol=1e-12)
+    assert np.linalg.matrix_rank(proj.up.weight.data @ proj.down.weight.data) <= 8
+    with pytest.raises(ValueError, match="hidden_size"):
+        FactorizedEmbedding(10, 4, 0)
+    with pytest.raises(ValueError, match="embedding_dim"):
+        factorized_parameters(10, 0, 4)
