@@ -142,15 +142,77 @@ def test_vnni_layout_by_transpose_matches_element_packing(n, k):
 @requires_vnni
 def test_vnni_chosen_automatically():
     packed = K.pack_int8_weight(np.ones((4, 8), np.int8))
-    assert packed.vnni is not None
+    assert packed.quads is not None
     assert K.instruction_counts("vnni")["vpdpbusd"] > 0
 
 
-def test_portable_packing_skips_vnni_layout():
-    packed = K.pack_int8_weight(np.ones((4, 8), np.int8), use_vnni=False)
-    assert packed.vnni is None
-    with pytest.raises(ValueError, match="kernel='vnni' needs a weight packed for VNNI"):
-        K.int8_linear(np.ones((2, 8), np.int8), packed, kernel="vnni")
+def test_portable_packing_skips_the_byte_layout():
+    packed = K.pack_int8_weight(np.ones((4, 8), np.int8), quads=False)
+    assert packed.quads is None
+    for kernel in ("vnni", "avx2"):
+        with pytest.raises(ValueError, match=f"kernel='{kernel}' needs a"):
+            K.int8_linear(np.ones((2, 8), np.int8), packed, kernel=kernel)
+
+
+# The AVX2 kernel's vpmaddubsw adds each pair of u8 x s8 products into a saturating int16. With
+# activation codes in [0, A] and |weight codes| <= B a pair sum lies in [-2AB, 2AB] (the products
+# are bilinear, so the corners bound it). The quantized layers' recipes, worked out by hand:
+# name -> (fits for the codes of calibrated inputs, fits for every code the layer may clamp to)
+RECIPES = {
+    "x86": (True, False),             # reduce_range: calibrated 0..127, clamped 0..255; qint8 -128..127
+    "default": (True, False),         # the same 0..127 / 0..255 activations
+    "qnnpack": (False, False),        # 0..255 with -128..127: 2 * 255 * 128 = 65,280
+    "dynamic": (True, True),          # DynamicLinear quantizes each batch to 0..127 (reduce_range)
+    "bits(8, 8)": (False, False),     # clamped to 0..255 and -128..127
+    "bits(8, 7)": (True, True),       # 0..127 with -128..127: 32,512
+    "bits(7, 8)": (True, True),       # 0..255 with -64..63: 32,640
+    "bits(4, 4)": (True, True),
+}
+
+
+def _recipe_ranges(name):
+    """(calibrated activation max, clamped activation max, max |weight code|) from the library."""
+    from minitorch_compress import quant as Q
+    from minitorch_compress.quant.observers import code_range
+    from minitorch_compress.quant.qtensor import dtype_range
+    if name == "dynamic":
+        act_max = dtype_range("quint8", Q.nn.DynamicLinear(1, 1).reduce_range)[1]
+        w = Q.default_dynamic_qconfig.weight()
+        return act_max, act_max, max(-code_range(w)[0], code_range(w)[1])
+    qconfig = {"x86": lambda: Q.get_default_qconfig("x86"), "default": lambda: Q.default_qconfig,
+               "qnnpack": lambda: Q.get_default_qconfig("qnnpack")}.get(name)
+    qconfig = qconfig() if qconfig else Q.qconfig_for_bits(*map(int, name[5:-1].split(",")))
+    act, w = qconfig.activation(), qconfig.weight()
+    assert act.dtype == "quint8" and code_range(act)[0] == act.quant_min == 0
+    return act.quant_max, code_range(act)[1], max(-code_range(w)[0], code_range(w)[1])
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_avx2_pair_sums_fit_int16_for_the_recipes_that_take_it(name):
+    from minitorch_compress.kernels.maddubs import fits, maddubs_python
+    from minitorch_compress.kernels.vnni import vpdpbusd_python
+    calibrated, clamped, b_max = _recipe_ranges(name)
+    for a_max, expected in zip((calibrated, clamped), RECIPES[name]):
+        corners = np.array([[a0, a1] for a0 in (0, a_max) for a1 in (0, a_max)])
+        weights = np.array([[b0, b1] for b0 in (-b_max, 0, b_max - 1) for b1 in (-b_max, 0, b_max - 1)])
+        worst = np.abs(corners @ weights.T).max()
+        assert worst == 2 * a_max * b_max
+        assert fits(a_max, b_max) == expected == (worst <= 2 ** 15 - 1)
+        # the instruction's twin (saturation included) against the exact sum of 4 products
+        a = np.full(4, a_max, np.uint8)
+        b = np.full((1, 4), -b_max, np.int8)
+        same = np.array_equal(maddubs_python(np.zeros(1, np.int32), a, b), vpdpbusd_python(np.zeros(1, np.int32), a, b))
+        assert same == expected
+
+
+def test_avx2_kernel_takes_codes_only_where_they_fit():
+    from minitorch_compress.kernels.int8 import _avx2_shift
+    assert _avx2_shift(np.array([[0, 127]], np.uint8), 128) == 0
+    assert _avx2_shift(np.array([[0, 128]], np.uint8), 128) is None
+    assert _avx2_shift(np.array([[0, 255]], np.uint8), 64) == 0
+    assert _avx2_shift(np.array([[-64, 63]], np.int8), 128) == 64      # shifted to 0..127
+    assert _avx2_shift(np.array([[-64, 64]], np.int8), 128) is None
+    assert _avx2_shift(np.array([[5, 127]], np.int8), 128) == 0
 
 
 def test_int8_k_above_limit_raises():
@@ -220,7 +282,7 @@ def test_fused_epilogue_is_bit_exact_with_numpy_reference(kernel, x_dtype, x_zp,
         w_scale = rng.uniform(0.001, 0.005, n) if per_channel else 0.002
         w_zp = rng.integers(-5, 5, n) if per_channel else 0
         bias = rng.standard_normal(n).astype(np.float32)
-        packed = K.pack_int8_weight(wq, use_vnni=kernel == "vnni")
+        packed = K.pack_int8_weight(wq, quads=kernel != "portable")
         y = K.int8_linear_dequant(xq, 0.1, x_zp, packed, w_scale, w_zp, bias)
         np.testing.assert_array_equal(y, int8_linear_dequant_reference(xq, 0.1, x_zp, wq, w_scale, w_zp, bias))
         for out_dtype in ("qint8", "quint8"):
@@ -325,17 +387,58 @@ SMALLER_CPU_CHECKS = textwrap.dedent("""
 """)
 
 
+AVX2_CHECKS = """
+    # the AVX2 byte kernel (vpmaddubsw): exact wherever the codes fit its int16 pair sums, which
+    # is checked per call; codes that do not fit (a plan of "portable") stay exact too
+    from minitorch_compress.kernels import int8
+    assert int8.BYTE_KERNEL == "avx2"
+    for x_lo, x_hi, w_lo, w_hi, x_dtype, plan in [(0, 127, -128, 127, np.uint8, "avx2"),
+                                                 (0, 255, -64, 64, np.uint8, "avx2"),
+                                                 (-64, 63, -128, 127, np.int8, "avx2"),
+                                                 (0, 255, -128, 127, np.uint8, "portable"),
+                                                 (-128, 127, -128, 127, np.int8, "portable")]:
+        for m, k, n in [(1, 2, 1), (7, 13, 5), (70, 600, 100), (13, 1100, 33), (3, 2 ** 16, 17)]:
+            x = rng.integers(x_lo, x_hi + 1, (m, k)).astype(x_dtype)
+            w = rng.integers(w_lo, w_hi + 1, (n, k)).astype(np.int8)
+            x[0], x[-1, -1], w[0] = x_hi, x_lo, w_lo      # the range's ends: its worst pair sums
+            packed = K.pack_int8_weight(w)
+            assert int8._plan(x, packed, None)[0] == plan
+            np.testing.assert_array_equal(K.int8_linear(x, packed, x_zero_point=x_lo + 1),
+                                          int8_matmul_reference(x.astype(np.int64) - (x_lo + 1), w.T))
+            if x_dtype == np.int8:
+                np.testing.assert_array_equal(K.int8_matmul(x, w.T), int8_matmul_reference(x, w.T))
+    # the micro-kernel and its twin agree, saturation included (full-range codes on purpose)
+    from numba import njit
+
+    @njit
+    def tile(a, a_off, a_rs, b, b_off, kc, c, c_off, c_rs, init, init_off, accumulate):
+        microkernel.tile(a, a_off, a_rs, b, b_off, kc, c, c_off, c_rs, init, init_off, accumulate)
+
+    a = rng.integers(0, 256, microkernel.MR * 41 * 4).astype(np.uint8)
+    b = rng.integers(-128, 128, 37 * microkernel.NR * 4).astype(np.int8)
+    c, init = np.zeros(microkernel.MR * microkernel.NR, np.int32), np.arange(microkernel.NR, dtype=np.int32)
+    compiled, python = c.copy(), c.copy()
+    tile(a, 3, 41, b, 0, 37, compiled, 0, microkernel.NR, init, 0, 0)
+    microkernel.tile_python(a, 3, 41, b, 0, 37, python, 0, microkernel.NR, init, 0, 0)
+    assert compiled.tobytes() == python.tobytes()
+    counts = K.instruction_counts("avx2")
+    assert counts["vpmaddubsw"] > 0 and counts["vpmaddwd"] > 0 and counts["vpdpbusd"] == 0, counts
+"""
+
+
 def test_kernels_compiled_for_a_smaller_cpu():
     # Most learners' laptops have AVX2, not AVX-512: on an x86 host, compile for Haswell (6 x 16 tiles,
-    # 32-column CSR blocks, no VNNI, the portable int8 kernel on vpmaddwd); elsewhere (arm64) for the
-    # generic target of the host's architecture. Every kernel must still be exact. This CPU runs that
+    # 32-column CSR blocks, no VNNI: the AVX2 int8 kernel on vpmaddubsw, the portable one on
+    # vpmaddwd); elsewhere (arm64) for the generic target of the host's architecture. Every kernel must still be exact. This CPU runs that
     # code; a fresh process, because the target is fixed when Numba loads.
     if X86:
         env = dict(os.environ, NUMBA_CPU_NAME="haswell", NUMBA_CPU_FEATURES=HASWELL)
-        checks = SMALLER_CPU_CHECKS + ('assert K.instruction_counts("dense")["vfmadd231ps"] > 0 and '
-                                      'K.instruction_counts("portable")["vpmaddwd"] > 0\n')
-    else:
-        env, checks = dict(os.environ, NUMBA_CPU_NAME="generic"), SMALLER_CPU_CHECKS
+        checks = SMALLER_CPU_CHECKS + textwrap.dedent(AVX2_CHECKS) + (
+            'assert K.instruction_counts("dense")["vfmadd231ps"] > 0 and '
+            'K.instruction_counts("portable")["vpmaddwd"] > 0\n')
+    else:   # no x86 intrinsics on a generic target: the portable kernel only
+        env = dict(os.environ, NUMBA_CPU_NAME="generic")
+        checks = SMALLER_CPU_CHECKS + "from minitorch_compress.kernels import int8\nassert int8.BYTE_KERNEL is None\n"
     result = subprocess.run([sys.executable, "-c", checks], env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
 

@@ -7,7 +7,7 @@ import re
 
 import numpy as np
 
-from . import dense, int8, vnni
+from . import dense, int8
 from .microkernel import blocked_product
 
 # kernel name -> (the packed weight's dtype, which picks the micro-kernel; a small call that
@@ -17,25 +17,27 @@ _KERNELS = {
     "portable": (np.int16,
                  lambda: int8.int8_matmul(np.ones((2, 8), np.int8), np.ones((8, 3), np.int8), kernel="portable")),
     "vnni": (np.int8, lambda: int8.int8_matmul(np.ones((2, 8), np.int8), np.ones((8, 3), np.int8))),
+    "avx2": (np.int8, lambda: int8.int8_matmul(np.ones((2, 8), np.int8), np.ones((8, 3), np.int8))),
 }
-MNEMONICS = ("vpdpbusd", "vpdpwssd", "vpmaddwd", "vpmulld", "vfmadd231ps", "vfmadd213ps", "vfmadd132ps")
+MNEMONICS = ("vpdpbusd", "vpdpwssd", "vpmaddubsw", "vpmaddwd", "vpmulld", "vfmadd231ps", "vfmadd213ps", "vfmadd132ps")
 
 
 def instruction_counts(kernel, mnemonics=MNEMONICS):
-    """{mnemonic: count} in the compiled code of ``kernel``: "dense", "portable" or "vnni".
+    """{mnemonic: count} in the compiled code of ``kernel``: "dense", "portable", "vnni" or "avx2".
 
     Counts are static (instructions in the code, not executions): a loop body with 32
     ``vpdpbusd`` does 32 x 64 int8 multiply-adds per trip. On an AVX512-VNNI host LLVM compiles
     the portable kernel's multiply-add of int16 pairs to ``vpdpwssd`` (32 per instruction; without
     VNNI, ``vpmaddwd`` and an add): half of what ``vpdpbusd`` does, twice what ``vfmadd231ps`` does.
+    The AVX2 byte kernel pairs each ``vpmaddubsw`` (32 multiply-adds in 256 bits) with a ``vpmaddwd``.
     """
     from numba import config, from_dtype, njit
     if config.DISABLE_JIT:
         raise RuntimeError("NUMBA_DISABLE_JIT=1: the kernels run as Python, so there is no machine code to count")
     if kernel not in _KERNELS:
         raise ValueError(f"unknown kernel {kernel!r}; expected one of {sorted(_KERNELS)}")
-    if kernel == "vnni" and not vnni.has_vnni():
-        raise ValueError("this CPU has no AVX512-VNNI, so there is no 'vnni' kernel to inspect")
+    if kernel in ("vnni", "avx2") and kernel != int8.BYTE_KERNEL:
+        raise ValueError(f"this CPU's byte kernel is {int8.BYTE_KERNEL}, so there is no {kernel!r} kernel to inspect")
     weight_dtype, warm_up = _KERNELS[kernel]
     warm_up()
     signature = next(sig for sig in blocked_product.signatures if sig[2].dtype == from_dtype(weight_dtype))

@@ -2,25 +2,31 @@
 
 Layout is ``Linear``'s: ``C = X @ W.T`` with X (M, K) activations and W (N, K) weights. W is
 packed once into strips of ``NR`` output columns whose k-steps lie side by side (``pack_strips``),
-and the product runs as ``microkernel.blocked_product`` with one of two micro-kernels:
+and the product runs as ``microkernel.blocked_product`` with one of three micro-kernels:
 
 - VNNI (``vnni.py``), where the CPU has AVX512-VNNI: a 4-byte lane holds 4 k-values, uint8 in X
   (int8 ``x + 128``, a bit flip, undone by adding ``-128 * sum_k W[n, k]`` per column) and int8
   in W; one ``vpdpbusd`` does 64 multiply-adds.
-- portable, everywhere else: a lane holds 2 k-values as int16 (X and W widened), and the
-  multiply-add of pairs is generic LLVM IR that each CPU lowers to its own instructions
-  (``vpdpwssd`` with AVX512-VNNI, ``vpmaddwd`` with AVX2; checked by ``instruction_counts``):
-  32 multiply-adds per 512 bits, twice float32's 16.
+- AVX2 (``maddubs.py``), where the CPU has AVX2 but not VNNI: the same layout, ``vpmaddubsw``
+  then ``vpmaddwd``, 32 multiply-adds per 256 bits. Its int16 pair sums saturate, so it runs only
+  when the codes fit (``maddubs.fits``: 7-bit activations with any int8 weight, PyTorch's
+  ``reduce_range`` recipe, or 8-bit activations with 7-bit weights), checked on each call: X is
+  shifted to start at 0 (int8 X by ``-min(X)``) and its largest code bounds the pair sums.
+- portable, everywhere else and for codes that do not fit: a lane holds 2 k-values as int16 (X
+  and W widened), and the multiply-add of pairs is generic LLVM IR that each CPU lowers to its own
+  instructions (``vpdpwssd`` with AVX512-VNNI, ``vpmaddwd`` with AVX2; checked by
+  ``instruction_counts``): 32 multiply-adds per 512 bits, twice float32's 16.
 
-Both are exact: int32 lanes wrap, and with K <= 2**16 every true result fits in int32
-(|x*w| <= 2**15), so the wrapped sum equals it. The per-column offset of the micro-kernels also
-carries the input's zero point: ``-(shift + x_zero_point) * sum_k W[n, k]``.
+All three are exact: int32 lanes wrap, and with K <= 2**16 every true result fits in int32
+(|x*w| <= 2**15), so the wrapped sum equals it; the same integers on every CPU, whichever kernel
+runs. The per-column offset of the micro-kernels also carries the input's zero point:
+``-(shift + x_zero_point) * sum_k W[n, k]``.
 """
 import numpy as np
 from numba import njit, prange
 
 from ..validation import is_int
-from . import threads, vnni
+from . import maddubs, threads, vnni
 from .microkernel import MR, NR, blocked_product, row_buffer
 from .quantize import CODE_RANGES
 from .transpose import pack_transposed_strips
@@ -28,7 +34,10 @@ from .validate import check_inner, check_matrix
 
 MAX_K = 2 ** 16
 KB = 256        # k-steps per block: 1 KiB of 8 activation rows, 32 KiB of a weight strip
-NS_PER_MAC = 0.007    # one thread, VNNI; the portable kernel is slower, which only errs towards parallel
+NS_PER_MAC = 0.007    # one thread, VNNI; the other kernels are slower, which only errs towards parallel
+# the kernel of the 4-byte layout on this CPU, if any
+BYTE_KERNEL = "vnni" if vnni.has_vnni() else "avx2" if maddubs.has_maddubs() else None
+KERNELS = (None, "vnni", "avx2", "portable")
 
 
 @njit(cache=True, parallel=True)
@@ -37,7 +46,7 @@ def pack_strips(w, out, group, nr):
     ``nr`` columns (the tile's NR), each k-step holding ``group`` consecutive k-values of the
     strip's columns side by side.
 
-    ``out`` is int8 with group 4 (VNNI) or int16 with group 2 (portable): 4 bytes a lane. It is
+    ``out`` is int8 with group 4 (VNNI, AVX2) or int16 with group 2 (portable): 4 bytes a lane. It is
     written in order; the rows of W that a strip reads stay in L1.
     """
     n, k = w.shape
@@ -56,14 +65,17 @@ def pack_strips(w, out, group, nr):
 class PackedInt8Weight:
     """An int8 weight W (out_features, in_features) prepared once for ``int8_linear``.
 
-    Attributes: ``shape`` (N, K); ``weight`` the contiguous int8 W; ``vnni`` W packed for the
-    VNNI kernel, or None where the CPU lacks it; ``row_sums`` int64 ``W.sum(axis=1)`` (zero-point
-    corrections use it). The portable kernel's layout (``portable``, int16) is packed on first use.
+    Attributes: ``shape`` (N, K); ``weight`` the contiguous int8 W; ``quads`` W packed in 4-byte
+    lanes for the VNNI or AVX2 kernel, or None where the CPU has neither; ``row_sums`` int64
+    ``W.sum(axis=1)`` (zero-point corrections use it); ``max_abs`` the largest |W| (whether the
+    AVX2 kernel's pair sums fit). The portable kernel's layout (``portable``, int16) is packed on
+    first use.
     """
 
-    def __init__(self, weight, vnni_packed, row_sums):
-        self.weight, self.vnni, self.row_sums = weight, vnni_packed, row_sums
+    def __init__(self, weight, quads, row_sums):
+        self.weight, self.quads, self.row_sums = weight, quads, row_sums
         self.shape = weight.shape
+        self.max_abs = _max_abs(weight)
         self._portable = None
         self._offsets = {}
 
@@ -83,7 +95,7 @@ class PackedInt8Weight:
         return offset
 
     def __repr__(self):
-        return f"PackedInt8Weight(shape={self.shape}, vnni={self.vnni is not None})"
+        return f"PackedInt8Weight(shape={self.shape}, quads={self.quads is not None})"
 
 
 def _pack(w, dtype):
@@ -101,31 +113,64 @@ def _pack(w, dtype):
     return out
 
 
-def pack_int8_weight(weight, use_vnni=None):
+def pack_int8_weight(weight, quads=None):
     """Pack an int8 weight (N, K) — ndarray or Tensor — for ``int8_linear``; do it once per weight.
 
-    ``use_vnni=None`` packs for VNNI when ``vnni.has_vnni()``; False skips that layout.
+    ``quads=None`` packs the 4-byte layout when this CPU has a kernel for it (``BYTE_KERNEL``:
+    VNNI or AVX2); False skips it (only the portable kernel will run).
     """
     w = check_matrix(weight, "weight", [np.int8])
     if w.shape[1] > MAX_K:
         raise ValueError(f"K={w.shape[1]} exceeds {MAX_K}: the int32 accumulation could overflow")
     w = np.ascontiguousarray(w)
-    if use_vnni is None:
-        use_vnni = vnni.has_vnni()
-    return PackedInt8Weight(w, _pack(w, np.int8) if use_vnni else None, w.sum(axis=1, dtype=np.int64))
+    if quads is None:
+        quads = BYTE_KERNEL is not None
+    return PackedInt8Weight(w, _pack(w, np.int8) if quads else None, w.sum(axis=1, dtype=np.int64))
 
 
-def _activations(x, dtype):
-    """x as the micro-kernel reads it (``microkernel.row_buffer``): for VNNI (uint8) int8 + 128 (a
-    bit flip) or uint8 as is; for the portable kernel (int16) x widened. Padding is left unset:
-    the packed weight is zero there."""
+def _activations(x, dtype, shift):
+    """x as the micro-kernel reads it (``microkernel.row_buffer``): for the byte kernels (uint8)
+    ``x + shift`` (for int8 x wrapping as uint8 lands on it, as the shift makes it non-negative; 128
+    is a bit flip), for the portable kernel (int16) x widened. Padding is left unset: the packed
+    weight is zero there."""
     m, k = x.shape
     xa = row_buffer("int8_x", m, k, dtype)
-    if dtype == np.uint8 and x.dtype == np.int8:
+    if shift == 128 and x.dtype == np.int8:
         np.bitwise_xor(x.view(np.uint8), 0x80, out=xa[:m, :k])
+    elif shift:
+        np.add(x.view(np.uint8), np.uint8(shift), out=xa[:m, :k])
     else:
         xa[:m, :k] = x
     return xa
+
+
+def _plan(x, packed, kernel):
+    """(kernel, shift): the micro-kernel that runs ``x @ W.T`` and what x is shifted by to be uint8.
+
+    ``kernel=None`` takes the CPU's byte kernel when W is packed for it and, for AVX2, when the
+    codes fit its int16 pair sums (``maddubs.fits``), else the portable one."""
+    if kernel in ("vnni", "avx2") and kernel != BYTE_KERNEL:
+        wanted = "AVX512-VNNI" if kernel == "vnni" else "AVX2 without AVX512-VNNI"
+        raise ValueError(f"kernel={kernel!r} needs a CPU with {wanted}; this one runs {BYTE_KERNEL or 'portable'}")
+    if kernel in ("vnni", "avx2") and packed.quads is None:
+        raise ValueError(f"kernel={kernel!r} needs a weight packed in 4-byte lanes (pack_int8_weight, quads=None)")
+    if kernel is None:
+        kernel = BYTE_KERNEL if packed.quads is not None else "portable"
+    if kernel != "avx2":
+        return kernel, 128 if kernel == "vnni" and x.dtype == np.int8 else 0
+    shift = _avx2_shift(x, packed.max_abs)
+    return ("portable", 0) if shift is None else (kernel, shift)
+
+
+def _max_abs(w):
+    return max(int(w.max()), -int(w.min())) if w.size else 0
+
+
+def _avx2_shift(x, w_max_abs):
+    """What makes x's codes start at 0 for the AVX2 kernel (``-min(x)`` for int8 x with negative
+    codes), or None when its pair sums could saturate (``maddubs.fits``)."""
+    shift = max(0, -int(x.min(initial=0))) if x.dtype == np.int8 else 0
+    return shift if maddubs.fits(int(x.max(initial=0)) + shift, w_max_abs) else None
 
 
 def int8_linear(x, packed, kernel=None, x_zero_point=0):
@@ -133,48 +178,58 @@ def int8_linear(x, packed, kernel=None, x_zero_point=0):
 
     ``x`` is int8 or uint8 (M, K), ndarray or Tensor; ``x_zero_point`` an integer in x's range
     (|x - x_zero_point| <= 255, so the result fits in int32 for K <= 2**16). ``kernel`` is None
-    (VNNI when the weight was packed for it, else portable), ``"vnni"`` or ``"portable"``.
+    (the CPU's fastest kernel for these codes), ``"vnni"``, ``"avx2"`` (each only on its CPU; for
+    ``"avx2"``, codes that do not fit its pair sums still go to the portable kernel) or ``"portable"``.
     """
     if not isinstance(packed, PackedInt8Weight):
         raise TypeError(f"packed must be a PackedInt8Weight (see pack_int8_weight), got {type(packed).__name__}")
     x = check_matrix(x, "x", [np.int8, np.uint8])
     n, k = packed.shape
     check_inner(x.shape, packed.shape, 1, 1, "x @ W.T")
-    if kernel not in (None, "vnni", "portable"):
-        raise ValueError(f"unknown int8 kernel {kernel!r}; expected None, 'vnni' or 'portable'")
-    if kernel == "vnni" and packed.vnni is None:
-        raise ValueError("kernel='vnni' needs a weight packed for VNNI (this CPU lacks it, or use_vnni=False)")
+    if kernel not in KERNELS:
+        raise ValueError(f"unknown int8 kernel {kernel!r}; expected one of {KERNELS}")
     lo, hi = CODE_RANGES[x.dtype]
     if not is_int(x_zero_point) or not lo <= x_zero_point <= hi:
         raise ValueError(f"x_zero_point must be an integer in [{lo}, {hi}] for {x.dtype} x, got {x_zero_point!r}")
     m = x.shape[0]
     if m == 0 or n == 0 or k == 0:
         return np.zeros((m, n), np.int32)
+    kernel, shift = _plan(x, packed, kernel)
+    return _product(x, packed, kernel, shift, x_zero_point)
+
+
+def _product(x, packed, kernel, shift, x_zero_point):
+    """The product itself, for a kernel and shift from ``_plan``."""
+    (m, k), n = x.shape, packed.shape[0]
     out = np.empty((m, n), np.int32)
-    use_vnni = packed.vnni is not None and kernel != "portable"
-    # the uint8 shift adds 128 * sum_k W[n, k] to every output and the zero point takes away
+    # the uint8 shift adds shift * sum_k W[n, k] to every output and the zero point takes away
     # x_zero_point * sum_k W[n, k]: one per-column offset, where the tiles start (int32 wrap
     # keeps it exact)
-    shift = 128 if use_vnni and x.dtype == np.int8 else 0
     offset = packed.offset(shift + int(x_zero_point))
-    xa = _activations(x, np.uint8 if use_vnni else np.int16)
+    quads = kernel != "portable"
+    xa = _activations(x, np.uint8 if quads else np.int16, shift)
     lanes = xa.shape[1] * xa.itemsize // 4
-    steps = -(-k // (4 if use_vnni else 2))
+    steps = -(-k // (4 if quads else 2))
     ns = -(-m // MR) * MR * -(-n // NR) * NR * k * NS_PER_MAC   # tiles are padded
-    threads.run(blocked_product, ns, xa, lanes, packed.vnni if use_vnni else packed.portable, steps, KB, offset, out)
+    threads.run(blocked_product, ns, xa, lanes, packed.quads if quads else packed.portable, steps, KB, offset, out)
     return out
 
 
 def int8_matmul(a, b, kernel=None):
     """Exact ``a @ b`` for int8 matrices a (M, K), b (K, N), as int32. K <= 2**16.
 
-    Packs ``b`` on every call (O(KN), against the O(MNK) product); layers that reuse a weight
-    keep a ``PackedInt8Weight`` and call ``int8_linear``. ``kernel`` as in ``int8_linear``.
+    Packs ``b`` on every call (O(KN), against the O(MNK) product), in the one layout the chosen
+    kernel reads; layers that reuse a weight keep a ``PackedInt8Weight`` and call ``int8_linear``.
+    ``kernel`` as in ``int8_linear``.
     """
     a = check_matrix(a, "a", [np.int8])
     b = check_matrix(b, "b", [np.int8])
     check_inner(a.shape, b.shape)
-    return int8_linear(a, pack_int8_weight(b.T, use_vnni=False if kernel == "portable" else None), kernel)
+    if kernel not in KERNELS:
+        raise ValueError(f"unknown int8 kernel {kernel!r}; expected one of {KERNELS}")
+    if kernel in (None, "avx2") and BYTE_KERNEL == "avx2" and _avx2_shift(a, _max_abs(b)) is None:
+        kernel = "portable"    # codes the AVX2 kernel cannot take: pack only what will run
+    return int8_linear(a, pack_int8_weight(b.T, quads=False if kernel == "portable" else None), kernel)
 
 
 def int8_matmul_reference(a, b):

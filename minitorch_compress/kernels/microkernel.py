@@ -21,8 +21,9 @@ follows B's dtype; a lane is 4 bytes in all three:
   the sum of the pair's two products (``int16_pairs.py``: generic IR that each CPU lowers to its
   own instructions);
 - int8: each lane holds 4 bytes (uint8 in ``a``, int8 in ``bv``) and ``acc`` gets the sum of the
-  4 byte products: one AVX512-VNNI instruction, ``llvm.x86.avx512.vpdpbusd.512``. It only runs
-  on CPUs with ``avx512_vnni`` (see ``vnni.py``).
+  4 byte products: one AVX512-VNNI instruction, ``llvm.x86.avx512.vpdpbusd.512``, on CPUs with
+  ``avx512_vnni`` (see ``vnni.py``); on AVX2 CPUs without it ``vpmaddubsw`` and ``vpmaddwd``
+  (``maddubs.py``), whose int16 pair sums saturate: ``int8.py`` sends them only codes that fit.
 
 ``C`` is the product itself for whole tiles, so a tile goes from registers straight to memory
 (a copy through a scratch tile would cost a good part of the int8 kernel's time); tiles at the
@@ -47,7 +48,8 @@ from numba.np.numpy_support import as_dtype
 from . import idioms
 from .fma import fma32
 from .int16_pairs import madd_pairs, madd_pairs_python
-from .vnni import vpdpbusd, vpdpbusd_python
+from .maddubs import has_maddubs, maddubs, maddubs_python
+from .vnni import has_vnni, vpdpbusd, vpdpbusd_python
 from .workspace import scratch
 
 LANES = 16
@@ -69,10 +71,12 @@ def _fma(builder, acc, a, b):
     return idioms.fma(builder, a, b, acc)
 
 
-# B's dtype -> (lane type, combine in IR, the same in NumPy)
+# B's dtype -> (lane type, combine in IR, the same in NumPy). int8 lanes of 4 bytes go to VNNI's
+# one instruction, else to AVX2's two (saturating, so ``int8.py`` only sends codes that fit).
+_BYTES = (vpdpbusd, vpdpbusd_python) if has_vnni() or not has_maddubs() else (maddubs, maddubs_python)
 _KINDS = {np.dtype(np.float32): (ir.FloatType(), _fma, lambda acc, a, b: fma32(a, b, acc)),
           np.dtype(np.int16): (ir.IntType(32), madd_pairs, madd_pairs_python),
-          np.dtype(np.int8): (ir.IntType(32), vpdpbusd, vpdpbusd_python)}
+          np.dtype(np.int8): (ir.IntType(32), *_BYTES)}
 
 
 @intrinsic
