@@ -29,8 +29,9 @@ Both products run the int8 kernel (which subtracts x's zero point for free) and 
 pass (``requant.py``); layers validate their constants once into an ``Epilogue`` and call
 ``linear_epilogue(x_q, x_zero_point, packed, epilogue.at(x_scale), ...)``.
 
-``int8_linear`` uses the AVX512-VNNI kernel (``vnni.py``) when this CPU has it (``has_vnni()``)
-and the portable kernel (``int8.py``) elsewhere; ``kernel="portable"``/``"vnni"`` forces one.
+``int8_linear`` uses the AVX512-VNNI kernel (``vnni.py``) when this CPU has it (``has_vnni()``),
+else on AVX2 (``has_maddubs()``) the ``vpmaddubsw`` kernel (``maddubs.py``) when the codes fit its
+int16 pair sums, and the portable kernel (``int8.py``) elsewhere; ``kernel=`` forces one.
 ``instruction_counts(kernel)`` counts e.g. ``vpdpbusd``/``vfmadd231ps`` in a kernel's machine code.
 
 Each kernel has a NumPy reference beside it (``*_reference``), which the tests compare with. The
@@ -55,10 +56,11 @@ from .svd import svd
 from .transcendental import erfc, exp, log, log_scalar, power, tanh
 from .validate import as_array, check_inner, check_matrix
 from .vnni import has_vnni
+from .maddubs import has_maddubs
 
 __all__ = [
     "matmul", "batched_matmul", "matmul64", "csr_matmul", "int8_matmul", "pack_int8_weight", "PackedInt8Weight", "int8_linear",
-    "int8_linear_dequant", "int8_linear_requant", "Epilogue", "linear_epilogue", "quantize", "has_vnni",
+    "int8_linear_dequant", "int8_linear_requant", "Epilogue", "linear_epilogue", "quantize", "has_vnni", "has_maddubs",
     "instruction_counts", "exp", "erfc", "log", "tanh", "power", "svd",
     # the pieces other modules of the package build on (one public road into kernels/)
     "check_csr", "csr_product", "conv_forward", "conv_weight_grad", "im2col", "col2im", "out_size", "windows",
