@@ -1,14 +1,21 @@
 """Compressing a transformer (issue 18): patient KD, head importance and pruning, LayerDrop and
 sharing on encoder layers, factorised embeddings, int8 attention and SmoothQuant."""
+import copy
+
 import numpy as np
 import pytest
 
 import minitorch_compress as mc
 from minitorch_compress import functional as F
-from minitorch_compress import nn
+from minitorch_compress import nn, quant
 from minitorch_compress.distill import (PatientDistiller, kd_loss, layer_names, patience_loss, pkd_last, pkd_skip,
                                         pool_hidden)
 from minitorch_compress.gradcheck import gradcheck
+from minitorch_compress.layerdrop import LayerDrop, every_other, prune_layers
+from minitorch_compress.prune import (attention_modules, count_heads, head_importance, head_masks, mask_heads,
+                                      prune_heads, remove_masked_heads, set_head_masks)
+from minitorch_compress.quant.modules import DynamicLinear, DynamicMultiheadAttention, choose_qparams
+from minitorch_compress.sharing import FactorizedEmbedding, FactorizedLinear, SharedLayers, factorized_parameters
 
 
 def t64(*shape, seed=0, requires_grad=True):
@@ -164,8 +171,6 @@ def test_patient_distiller_trains_the_student_towards_the_teacher_directions():
 
 
 # ----- head importance and pruning (Michel et al. 2019) ------------------------------------------
-from minitorch_compress.prune import (attention_modules, count_heads, head_importance, head_masks,  # noqa: E402
-                                      mask_heads, prune_heads, remove_masked_heads, set_head_masks)
 
 
 def mha64(embed_dim=8, num_heads=4, seed=0, batch_first=True):
@@ -316,9 +321,6 @@ def test_removing_masked_heads_of_a_model_keeps_its_outputs_including_a_whole_la
 
 
 # ----- LayerDrop and ALBERT on encoder layers ----------------------------------------------------
-from minitorch_compress.layerdrop import LayerDrop, every_other, prune_layers  # noqa: E402
-from minitorch_compress.sharing import (FactorizedEmbedding, FactorizedLinear, SharedLayers,  # noqa: E402
-                                        factorized_parameters)
 
 
 def encoder_layer(width=8, heads=2):
@@ -408,3 +410,156 @@ def test_factorized_embedding_parameter_count_is_albert_formula():
         FactorizedEmbedding(10, 4, 0)
     with pytest.raises(ValueError, match="embedding_dim"):
         factorized_parameters(10, 0, 4)
+
+
+# ----- int8 attention and SmoothQuant ------------------------------------------------------------
+
+
+def linear_error_bound(x, w, layer):
+    """|x W^T - x^ W^^T| <= s_x/2 sum_j |W_ij| + s_w/2 (sum_j |x_j| + E s_x/2): each activation is
+    within s_x/2 of its int8 value x^ (per batch, 0..127), each weight within s_w/2 of W^."""
+    s_x, _ = choose_qparams(x.min(), x.max(), 0, 255, reduce_range=True)
+    s_w = layer.weight().q_scale()
+    return (s_x / 2 * np.abs(w).sum(axis=1)[None, :]
+            + s_w / 2 * (np.abs(x).sum(axis=1, keepdims=True) + x.shape[1] * s_x / 2))
+
+
+def test_dynamic_attention_projections_stay_within_the_bound_of_their_scales():
+    mc.manual_seed(0)
+    mha = nn.MultiheadAttention(16, 4, batch_first=True)
+    mha.in_proj_bias.data[...] = np.random.default_rng(0).standard_normal(48)
+    mha.head_mask = mc.tensor(np.array([1.0, 0.0, 1.0, 1.0]))
+    mha.qconfig = quant.default_dynamic_qconfig
+    qmha = DynamicMultiheadAttention.from_float(mha)
+    assert [type(m) for m in (qmha.q_proj, qmha.k_proj, qmha.v_proj, qmha.out_proj)] == [DynamicLinear] * 4
+    x = mc.randn(3, 6, 16)
+    x2 = x.data.reshape(-1, 16).astype(np.float64)
+    w, b = mha.in_proj_weight.data.astype(np.float64), mha.in_proj_bias.data.astype(np.float64)
+    outputs = []
+    for i, proj in enumerate((qmha.q_proj, qmha.k_proj, qmha.v_proj)):
+        exact = x2 @ w[16 * i:16 * (i + 1)].T + b[16 * i:16 * (i + 1)]
+        got = proj(x).data.reshape(-1, 16)
+        bound = linear_error_bound(x2, w[16 * i:16 * (i + 1)], proj)
+        assert np.all(np.abs(got - exact) <= bound + 1e-5 * (1 + np.abs(exact)))
+        assert np.abs(got - exact).max() > 0                                       # really int8
+        outputs.append(got.astype(np.float64).reshape(3, 6, 4, 4).transpose(0, 2, 1, 3))
+    # the module is attention over those projections (heads of 4 dims, masked head 1), then out_proj
+    q, k, v = outputs
+    scores = q @ k.transpose(0, 1, 3, 2) / 2.0
+    p = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    p /= p.sum(axis=-1, keepdims=True)
+    heads = (p @ v) * np.array([1.0, 0.0, 1.0, 1.0])[None, :, None, None]
+    concat = heads.transpose(0, 2, 1, 3).reshape(3, 6, 16)
+    out, weights = qmha(x, x, x)
+    np.testing.assert_allclose(out.data, qmha.out_proj(mc.tensor(concat)).data, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(weights.data, p.mean(axis=1), atol=1e-6)
+    exact_out = concat.reshape(-1, 16) @ mha.out_proj.weight.data.T.astype(np.float64) + mha.out_proj.bias.data
+    bound = linear_error_bound(concat.reshape(-1, 16), mha.out_proj.weight.data.astype(np.float64), qmha.out_proj)
+    assert np.all(np.abs(qmha.out_proj(mc.tensor(concat)).data.reshape(-1, 16) - exact_out) <= bound + 1e-5)
+
+
+def test_quantize_dynamic_leaves_attention_float_unless_asked_as_pytorch():
+    mc.manual_seed(1)
+    model = Encoder(2, width=16, heads=4).eval()
+    default = quant.quantize_dynamic(model)
+    layer = default.layers[0]
+    assert type(layer.self_attn) is nn.MultiheadAttention                      # PyTorch: attention stays float
+    assert type(layer.self_attn.out_proj).__name__ == "NonDynamicallyQuantizableLinear"
+    assert type(layer.linear1) is DynamicLinear and layer.linear1 is layer.feed_forward[0]   # converted once
+    full = quant.quantize_dynamic(model, {nn.Linear, nn.MultiheadAttention})
+    assert all(type(m.self_attn) is DynamicMultiheadAttention for m in full.layers)
+    assert type(model.layers[0].self_attn) is nn.MultiheadAttention             # the original is untouched
+    x = mc.randn(4, 5, 16)
+    y, yq = model(x).data, full(x).data
+    assert 0 < np.abs(yq - y).max() < 0.1 * np.abs(y).max()
+    # a pruned attention (fewer heads than embed_dim / head_dim) and one without heads quantize too
+    set_head_masks(model, {"layers.0.self_attn": [1, 0, 1, 0], "layers.1.self_attn": [0, 0, 0, 0]})
+    remove_masked_heads(model)
+    pruned = quant.quantize_dynamic(model, {nn.Linear, nn.MultiheadAttention})
+    assert pruned.layers[0].self_attn.q_proj.out_features == 8 and pruned.layers[0].self_attn.num_heads == 2
+    assert type(pruned.layers[1].self_attn) is nn.MultiheadAttention
+    assert np.abs(pruned(x).data - model(x).data).max() < 0.1 * np.abs(model(x).data).max()
+
+
+def test_smoothing_scales_are_the_papers_formula():
+    # act max [4, 1]; column maxima of the two weights together [4, 2]
+    act, w1, w2 = np.array([4.0, 1.0]), np.array([[1.0, 2.0], [-4.0, 0.5]]), np.array([[0.5, -1.0]])
+    np.testing.assert_allclose(quant.smoothing_scales(act, [w1, w2], 0.5), [1.0, 1 / np.sqrt(2)])
+    np.testing.assert_allclose(quant.smoothing_scales(act, [w1, w2], 1.0), [4.0, 1.0])
+    np.testing.assert_allclose(quant.smoothing_scales(act, [w1, w2], 0.0), [0.25, 0.5])
+    np.testing.assert_allclose(quant.smoothing_scales([0.0, 1.0], [w1], 0.5), [1e-5, 1 / np.sqrt(2)])   # clamped
+    with pytest.raises(ValueError, match="alpha"):
+        quant.smoothing_scales(act, [w1], 1.5)
+    with pytest.raises(ValueError, match="do not fit"):
+        quant.smoothing_scales(np.ones(3), [w1], 0.5)
+
+
+def test_act_scales_and_smoothing_keep_the_float_function():
+    mc.manual_seed(2)
+    model = Encoder(2, width=8, heads=2).double().eval()
+    rng = np.random.default_rng(2)
+    for layer in model.layers:
+        for ln in (layer.norm1, layer.norm2):
+            ln.weight.data[...] = rng.uniform(0.5, 3.0, 8)
+            ln.bias.data[...] = rng.standard_normal(8)
+    batches = [(mc.tensor(rng.standard_normal((3, 5, 8)), dtype=np.float64), None) for _ in range(2)]
+    scales = quant.get_act_scales(model, batches)
+    assert {"layers.0.self_attn", "layers.0.linear1", "layers.1.linear2", "head"} <= set(scales)
+    # the query of layer 0's attention is norm1 of the input, by the LayerNorm formula
+    ln = model.layers[0].norm1
+    normed = [(x.data - x.data.mean(-1, keepdims=True)) / np.sqrt(x.data.var(-1, keepdims=True) + 1e-5)
+              * ln.weight.data + ln.bias.data for x, _ in batches]
+    np.testing.assert_allclose(scales["layers.0.self_attn"], np.abs(np.concatenate(normed)).max(axis=(0, 1)),
+                               rtol=1e-12)
+    x = batches[0][0]
+    before = model(x).data
+    smoothed = quant.smooth_model(copy.deepcopy(model), scales, alpha=0.5)
+    np.testing.assert_allclose(smoothed(x).data, before, atol=1e-10)
+    s = quant.smoothing_scales(scales["layers.1.linear1"], [model.layers[1].linear1.weight], 0.5)
+    np.testing.assert_allclose(smoothed.layers[1].norm2.weight.data, model.layers[1].norm2.weight.data / s)
+    np.testing.assert_allclose(smoothed.layers[1].linear1.weight.data, model.layers[1].linear1.weight.data * s)
+    with pytest.raises(ValueError, match="no activation scales"):
+        quant.smooth_model(copy.deepcopy(model), {})
+    post = nn.Sequential(nn.TransformerEncoderLayer(8, 2, 16, 0.0, batch_first=True))
+    with pytest.raises(ValueError, match="post-norm"):
+        quant.smooth_model(post, {})
+    with pytest.raises(TypeError, match="LayerNorm"):
+        quant.smooth_ln_fcs(nn.Linear(8, 8), [nn.Linear(8, 8)], np.ones(8))
+    with pytest.raises(ValueError, match="empty"):
+        quant.get_act_scales(model, [])
+
+
+def relative_int8_error(model, x, spec=None):
+    y = model(x).data
+    q = quant.quantize_dynamic(model, spec)(x).data
+    return np.sqrt(((q - y) ** 2).mean() / (y ** 2).mean())
+
+
+@pytest.mark.parametrize("where", ["linear", "encoder"])
+def test_outlier_channels_ruin_per_tensor_int8_and_smoothing_repairs_it(where):
+    mc.manual_seed(0)
+    rng = np.random.default_rng(0)
+    outliers = [3, 11]
+    if where == "linear":
+        model, spec = nn.Sequential(nn.LayerNorm(32), nn.Linear(32, 32)).double(), None
+        x = mc.tensor(rng.standard_normal((64, 32)) * 2 + 0.5, dtype=np.float64)
+        pairs = [(model[0], model[1].weight)]
+    else:
+        model, spec = Encoder(2, width=16, heads=4).double().eval(), {nn.Linear, nn.MultiheadAttention}
+        x = mc.tensor(rng.standard_normal((16, 5, 16)), dtype=np.float64)
+        pairs = [(layer.norm1, layer.self_attn.in_proj_weight) for layer in model.layers]
+        pairs += [(layer.norm2, layer.linear1.weight) for layer in model.layers]
+    clean = relative_int8_error(model, x, spec)
+    # channels 50x larger after the LayerNorm, their weights 50x smaller: the float function hardly
+    # moves, but one per-tensor activation scale must now cover the outliers
+    for ln, weight in pairs:
+        ln.weight.data[outliers] = 50.0
+        weight.data[:, outliers] /= 50.0
+    ruined = relative_int8_error(model, x, spec)
+    if where == "linear":
+        quant.smooth_ln_fcs(model[0], [model[1]], quant.get_act_scales(model, [x])["1"])
+    else:
+        quant.smooth_model(model, quant.get_act_scales(model, [(x, None)]))
+    repaired = relative_int8_error(model, x, spec)
+    # seeds 0-4: clean 1.3-1.9%, ruined 21-62% (over 10x clean), repaired within 1.3x clean
+    assert ruined > 5 * clean and repaired < 2 * clean

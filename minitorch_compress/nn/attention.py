@@ -13,6 +13,12 @@ from .module import Module, Parameter
 from .normalization import LayerNorm
 
 
+class NonDynamicallyQuantizableLinear(Linear):
+    """A ``Linear`` that ``quant.quantize_dynamic(model, {nn.Linear})`` leaves in float, as PyTorch's
+    ``torch.nn.modules.linear.NonDynamicallyQuantizableLinear``: the type of ``MultiheadAttention.out_proj``
+    (the whole attention is quantized by naming ``nn.MultiheadAttention`` in the spec)."""
+
+
 class MultiheadAttention(Module):
     """``torch.nn.MultiheadAttention``: the input projections stacked in ``in_proj_weight`` (3E, E)
     (Xavier-uniform) and ``in_proj_bias`` (zeros), an ``out_proj`` Linear with zero bias; each of
@@ -43,7 +49,7 @@ class MultiheadAttention(Module):
         bound = math.sqrt(6 / (embed_dim + 3 * embed_dim))    # xavier_uniform_ on the (3E, E) matrix
         self.in_proj_weight = Parameter(get_rng().uniform(-bound, bound, (3 * embed_dim, embed_dim)).astype(np.float32))
         self.register_parameter("in_proj_bias", Parameter(np.zeros(3 * embed_dim, np.float32)) if bias else None)
-        self.out_proj = Linear(embed_dim, embed_dim, bias=bias)
+        self.out_proj = NonDynamicallyQuantizableLinear(embed_dim, embed_dim, bias=bias)
         if bias:
             self.out_proj.bias.data[...] = 0
         self.register_buffer("head_mask", None, persistent=False)
@@ -89,9 +95,11 @@ class MultiheadAttention(Module):
     def _headless(self, query, key, need_weights, average_attn_weights):
         """Every head removed: concat_h(head_h) is empty, so the output is out_proj's bias (or 0) everywhere."""
         n, length, e = query.shape
-        out = Tensor(np.zeros((n, length, e), self.in_proj_weight.dtype))
-        if self.out_proj.bias is not None:
-            out = out + self.out_proj.bias
+        out = Tensor(np.zeros((n, length, e), query.dtype))
+        bias = self.out_proj.bias
+        bias = bias() if callable(bias) else bias      # a quantized out_proj's bias() is a method
+        if bias is not None:
+            out = out + bias
         if not self.batch_first:
             out = out.transpose(0, 1)
         if not need_weights:

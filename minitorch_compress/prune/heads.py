@@ -122,7 +122,8 @@ def head_importance(model, loader, loss_fn=F.cross_entropy, normalize=True, max_
 def mask_heads(model, importance, amount):
     """Gate off (xi = 0) the least important heads over the whole model until ``amount`` of all heads
     (a fraction in [0, 1], or an int count) are masked; heads already masked stay masked and count.
-    ``importance`` is a dict as ``head_importance`` returns. Ties go to the earlier head. Returns ``head_masks(model)``."""
+    ``importance`` is a dict as ``head_importance`` returns. Ties go to the earlier head.
+    Returns ``head_masks(model)``."""
     modules = attention_modules(model)
     total = sum(m.num_heads for _, m in modules)
     if isinstance(amount, bool) or not isinstance(amount, (int, float, np.integer, np.floating)):

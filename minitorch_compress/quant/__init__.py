@@ -9,13 +9,16 @@
   BatchNorm is folded in eval mode, or kept for QAT by ``fuse_modules_qat`` (``qat.ConvBn2d``).
 - ``qconfig``, ``stubs``, ``qat``, ``modules``, ``convert``: the workflow ``prepare`` -> calibrate ->
   ``convert``, ``prepare_qat`` -> train -> ``convert``, and ``quantize_dynamic``. Converted layers
-  (``quant.nn.Linear``, ``quant.nn.Conv2d``, ``quant.nn.DynamicLinear``) run on the int8 kernel.
+  (``quant.nn.Linear``, ``quant.nn.Conv2d``, ``quant.nn.DynamicLinear``) run on the int8 kernel;
+  ``{nn.Linear, nn.MultiheadAttention}`` in ``quantize_dynamic``'s spec also makes attention's four
+  projections int8 (``quant.nn.DynamicMultiheadAttention``, an extension of PyTorch).
 
 Beyond PyTorch: ``kmeans`` (Deep Compression's weight sharing), ``size`` (exact bytes of float,
 b-bit, k-means and CSR storage), ``sweep`` (accuracy against size over bit widths) and ``binary``
-(one-bit weights and activations: ``BinaryLinear``, ``BinaryActivation``).
+(one-bit weights and activations: ``BinaryLinear``, ``BinaryActivation``) and ``smooth``
+(SmoothQuant: activation outliers migrated into the weights before int8).
 """
-from . import binary, intrinsic, kmeans, modules, qat, size, sweep
+from . import binary, intrinsic, kmeans, modules, qat, size, smooth, sweep
 from . import modules as nn
 from .convert import (DEFAULT_DYNAMIC_QUANT_MODULE_MAPPINGS, DEFAULT_QAT_MODULE_MAPPINGS,
                       DEFAULT_STATIC_QUANT_MODULE_MAPPINGS, convert, prepare, prepare_qat, propagate_qconfig_,
@@ -33,6 +36,7 @@ from .qconfig import (QConfig, default_dynamic_qconfig, default_per_channel_qcon
 from .qtensor import QTensor, dtype_range, quantize_per_channel, quantize_per_tensor
 from .kmeans import kmeans_quantize
 from .size import model_size_bytes, size_breakdown
+from .smooth import get_act_scales, smooth_ln_fcs, smooth_model, smoothing_scales
 from .stubs import DeQuantize, DeQuantStub, Quantize, QuantStub
 from .sweep import bitwidth_sweep
 

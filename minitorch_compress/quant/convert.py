@@ -13,6 +13,10 @@ activations), train as usual, then ``quant.convert``. Dynamic quantization (weig
 activation ranges per batch): ``quant.quantize_dynamic(model, {nn.Linear}, dtype="qint8")``.
 ``quantize`` and ``quantize_qat`` run a whole recipe given a calibration or training function.
 Every function returns a new model and leaves its argument untouched unless ``inplace=True``.
+
+Attention, as in PyTorch, stays float under ``quantize_dynamic(model, {nn.Linear})`` (its
+``out_proj`` is a ``NonDynamicallyQuantizableLinear``); naming ``nn.MultiheadAttention`` in the spec
+(``{nn.Linear, nn.MultiheadAttention}``) makes it a ``DynamicMultiheadAttention``, an extension.
 """
 import copy
 
@@ -30,7 +34,8 @@ DEFAULT_STATIC_QUANT_MODULE_MAPPINGS = {
 }
 DEFAULT_QAT_MODULE_MAPPINGS = {nn.Linear: qat.Linear, nn.Conv2d: qat.Conv2d, intrinsic.ConvBn2d: qat.ConvBn2d,
                                intrinsic.ConvBnReLU2d: qat.ConvBnReLU2d}
-DEFAULT_DYNAMIC_QUANT_MODULE_MAPPINGS = {nn.Linear: modules.DynamicLinear}
+DEFAULT_DYNAMIC_QUANT_MODULE_MAPPINGS = {nn.Linear: modules.DynamicLinear,
+                                         nn.MultiheadAttention: modules.DynamicMultiheadAttention}
 _OBSERVED = (QuantStub, nn.Linear, qat.Linear, nn.Conv2d, qat.Conv2d, qat.ConvBn2d, qat.ConvBnReLU2d)  # layers whose output scale convert needs
 
 
@@ -86,15 +91,22 @@ def prepare(model, inplace=False):
     return model
 
 
-def _swap(module, mapping):
-    """Replace, depth first, every child whose exact type is in ``mapping`` and that has a qconfig."""
+def _swap(module, mapping, _done=None):
+    """Replace, depth first, every child whose exact type is in ``mapping`` and that has a qconfig.
+
+    A module registered twice (``TransformerEncoderLayer.linear1`` is also ``feed_forward[0]``) is
+    converted once, and both places get the same quantized module."""
+    done = {} if _done is None else _done
     swapped = 0
     for name, child in list(module.named_children()):
-        if type(child) in mapping and getattr(child, "qconfig", None) is not None:
-            setattr(module, name, mapping[type(child)].from_float(child))
+        if id(child) in done:
+            setattr(module, name, done[id(child)])
+        elif type(child) in mapping and getattr(child, "qconfig", None) is not None:
+            done[id(child)] = mapping[type(child)].from_float(child)
+            setattr(module, name, done[id(child)])
             swapped += 1
         else:
-            swapped += _swap(child, mapping)
+            swapped += _swap(child, mapping, done)
     return swapped
 
 

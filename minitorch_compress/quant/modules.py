@@ -9,7 +9,7 @@ its weight as int8 codes, packed once for the int8 kernel (``kernels.pack_int8_w
 
 A static layer (``Linear``, ``Conv2d`` through im2col) then requantizes y to its output scale and
 zero point (fixed at calibration); a dynamic layer (``DynamicLinear``) returns y as float and picks
-s_x, z_x from each batch's min and max. ``ReLU``, ``MaxPool2d`` and ``Flatten`` work on the codes.
+s_x, z_x from each batch's min and max (``DynamicMultiheadAttention``: four of them around float attention). ``ReLU``, ``MaxPool2d`` and ``Flatten`` work on the codes.
 ``LinearReLU`` and ``ConvReLU2d`` (from fused float modules, ``quant.fuse_modules``) apply the ReLU
 as the lower clamp of the requantization: codes below the zero point (reals below 0) become it.
 
@@ -351,6 +351,60 @@ class DynamicLinear(PackedLayer):
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"qscheme={self._qweight.qscheme()}, reduce_range={self.reduce_range}")
+
+
+class DynamicMultiheadAttention(nn.MultiheadAttention):
+    """``nn.MultiheadAttention`` with its four projections as ``DynamicLinear`` layers (int8 weights,
+    activations quantized per batch), from ``quantize_dynamic(model, {nn.Linear, nn.MultiheadAttention})``.
+
+    An extension: PyTorch's dynamic quantization leaves attention in float (its ``out_proj`` is a
+    ``NonDynamicallyQuantizableLinear``, and ``in_proj_weight`` is no Linear). Here the query, key and
+    value blocks of ``in_proj_weight``/``in_proj_bias`` become ``q_proj``, ``k_proj``, ``v_proj`` (HF's
+    names; each block has its own weight scale) and ``out_proj`` a ``DynamicLinear``; the attention
+    itself (Q K^T, softmax, times V) stays in float, as in PyTorch's quantizable MultiheadAttention
+    when its matmuls are not quantized. ``head_mask`` is kept. A module whose heads were all pruned
+    has no weights left and stays as it is.
+    """
+
+    def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, batch_first=False, head_dim=None):
+        Module.__init__(self)
+        head_dim = embed_dim // num_heads if head_dim is None else head_dim
+        self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, head_dim
+        self.dropout, self.batch_first = dropout, batch_first
+        inner = num_heads * head_dim
+        self.q_proj, self.k_proj, self.v_proj = (DynamicLinear(embed_dim, inner, bias) for _ in range(3))
+        self.out_proj = DynamicLinear(inner, embed_dim, bias)
+        self.register_buffer("head_mask", None, persistent=False)
+
+    @classmethod
+    def from_float(cls, mod):
+        """From an ``nn.MultiheadAttention`` (pruned or not): each projection's weight observed and
+        quantized with ``mod.qconfig.weight`` (default: symmetric per-tensor qint8)."""
+        if mod.num_heads == 0:   # every head pruned: no weight left to quantize, the float module stays
+            return mod
+        inner = mod.num_heads * mod.head_dim
+        qmod = cls(mod.embed_dim, mod.num_heads, mod.dropout, mod.in_proj_bias is not None, mod.batch_first,
+                   mod.head_dim)
+        qconfig = getattr(mod, "qconfig", None)
+        for i, name in enumerate(("q_proj", "k_proj", "v_proj")):
+            block = nn.Linear(mod.embed_dim, inner, mod.in_proj_bias is not None)
+            block.weight.data = mod.in_proj_weight.data[i * inner:(i + 1) * inner].astype(np.float32)
+            if mod.in_proj_bias is not None:
+                block.bias.data = mod.in_proj_bias.data[i * inner:(i + 1) * inner].astype(np.float32)
+            block.qconfig = qconfig
+            setattr(qmod, name, DynamicLinear.from_float(block))
+        out = nn.Linear(inner, mod.embed_dim, mod.out_proj.bias is not None)
+        out.weight.data = mod.out_proj.weight.data.astype(np.float32)
+        if mod.out_proj.bias is not None:
+            out.bias.data = mod.out_proj.bias.data.astype(np.float32)
+        out.qconfig = getattr(mod.out_proj, "qconfig", qconfig)
+        qmod.out_proj = DynamicLinear.from_float(out)
+        if mod.head_mask is not None:
+            qmod.head_mask = Tensor(np.array(mod.head_mask.data, np.float32))
+        return qmod.train(mod.training)
+
+    def _in_proj(self, x, i):
+        return (self.q_proj, self.k_proj, self.v_proj)[i](x)
 
 
 class ReLU(nn.ReLU):
