@@ -78,19 +78,23 @@ def bench_csr(rng):
 
 def bench_int8(rng):
     n = 1024
-    print(f"int8 x int8 -> int32, {n}^3, ratio vs OpenBLAS float32 of the same shape")
-    a = rng.integers(-128, 128, (n, n), dtype=np.int8)
+    print(f"int8 x int8 -> int32, {n}^3, ratio vs OpenBLAS float32 of the same shape; activation codes 0..127 "
+          f"(reduce_range, the quantized layers' recipe), weight codes -128..127")
+    a = rng.integers(0, 128, (n, n), dtype=np.int8)
+    a_full = rng.integers(-128, 128, (n, n), dtype=np.int8)
     w = rng.integers(-128, 128, (n, n), dtype=np.int8)
     af, wtf = a.astype(np.float32), np.ascontiguousarray(w.T.astype(np.float32))
     flops = 2 * n ** 3
     packed = K.pack_int8_weight(w)
+    byte_kernel = "vnni" if K.has_vnni() else "avx2" if K.has_maddubs() else None
     print(f"  packing the weight once: {median_time(lambda: K.pack_int8_weight(w)) * 1e3:.2f} ms"
-          f" (VNNI layout: {packed.vnni is not None})")
+          f" (4-byte layout for: {byte_kernel})")
     fns = {"OpenBLAS float32 (NumPy)": lambda: af @ wtf,
-           "ours portable (pre-packed)": lambda: K.int8_linear(a, packed, kernel="portable"),
-           "ours int8_matmul(a, b) (packs b per call)": lambda: K.int8_matmul(a, w.T)}
-    if K.has_vnni():
-        fns["ours VNNI (pre-packed)"] = lambda: K.int8_linear(a, packed, kernel="vnni")
+           "ours portable (pre-packed)": lambda: K.int8_linear(a, packed, kernel="portable")}
+    if byte_kernel:
+        fns[f"ours {byte_kernel} (pre-packed)"] = lambda: K.int8_linear(a, packed, kernel=byte_kernel)
+    fns["ours int8_matmul(a, b) (packs b per call)"] = lambda: K.int8_matmul(a, w.T)
+    fns["ours int8_matmul, a in -128..127"] = lambda: K.int8_matmul(a_full, w.T)
     times = median_times(*fns.values())
     ref = times[0]
     for label, t in zip(fns, times):
@@ -102,9 +106,9 @@ def bench_int8(rng):
     row("NumPy int32 matmul (64 rows, x16)", (time.perf_counter() - t) * n / 64, ref, flops)
     if torch is not None and hasattr(torch, "_int_mm"):
         ta, tw = torch.from_numpy(a), torch.from_numpy(np.ascontiguousarray(w.T))
-        row("PyTorch torch._int_mm", median_time(lambda: torch._int_mm(ta, tw)), ref, flops)
+        row("PyTorch torch._int_mm (host CPU, not the build's)", median_time(lambda: torch._int_mm(ta, tw)), ref, flops)
     print("  instructions in the compiled kernels:", {k: {m: c for m, c in K.instruction_counts(k).items() if c}
-                                                       for k in (["dense", "portable"] + (["vnni"] if K.has_vnni() else []))})
+                                                       for k in ["dense", "portable"] + ([byte_kernel] if byte_kernel else [])})
 
 
 # ----- thread settings: OpenBLAS and Numba-parallel calls alternating in one process ------
@@ -188,7 +192,7 @@ def main():
     blas = [f"{p['internal_api']} {p['version']} ({p.get('architecture')}, {p['num_threads']} threads)"
             for p in threadpool_info() if p["user_api"] == "blas"]
     print(f"BLAS: {', '.join(blas)}; Numba threading layer: {threading_layer()}; "
-          f"VNNI: {K.has_vnni()}; PyTorch: {torch.__version__ if torch else 'not installed'}; "
+          f"VNNI: {K.has_vnni()}; AVX2 int8: {K.has_maddubs() and not K.has_vnni()}; PyTorch: {torch.__version__ if torch else 'not installed'}; "
           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')}")
     rng = np.random.default_rng(0)
     for name, bench in (("dense", bench_dense), ("csr", bench_csr), ("int8", bench_int8)):
