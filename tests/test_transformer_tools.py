@@ -492,6 +492,8 @@ def test_smoothing_scales_are_the_papers_formula():
         quant.smoothing_scales(act, [w1], 1.5)
     with pytest.raises(ValueError, match="do not fit"):
         quant.smoothing_scales(np.ones(3), [w1], 0.5)
+    with pytest.raises(ValueError, match="at least one row"):
+        quant.smoothing_scales(act, [np.zeros((0, 2))], 0.5)
 
 
 def test_act_scales_and_smoothing_keep_the_float_function():
@@ -563,3 +565,31 @@ def test_outlier_channels_ruin_per_tensor_int8_and_smoothing_repairs_it(where):
     repaired = relative_int8_error(model, x, spec)
     # seeds 0-4: clean 1.3-1.9%, ruined 21-62% (over 10x clean), repaired within 1.3x clean
     assert ruined > 5 * clean and repaired < 2 * clean
+
+
+def test_the_tools_work_on_the_course_vision_transformer():
+    from minitorch_compress.vit import VisionTransformer
+    mc.manual_seed(0)
+    teacher = VisionTransformer(28, 7, 4, 4, 16, 32, num_classes=10)
+    student = VisionTransformer(28, 7, 2, 4, 16, 32, num_classes=10)
+    head = teacher.heads.head   # torchvision starts it at zero: outputs would all be 0
+    head.weight.data[...] = np.random.default_rng(0).standard_normal(head.weight.shape)
+    x, y = mc.randn(4, 1, 28, 28), mc.tensor(np.arange(4))
+    d = PatientDistiller(student, teacher, "last")
+    assert d.layer_pairs == [("encoder.layers.encoder_layer_0", "encoder.layers.encoder_layer_2")]
+    d.loss(d(x), y).backward()
+    assert d.history["patience"][0] > 0 and student.patch_proj.weight.grad is not None
+    d.remove_hooks()
+    scores = head_importance(teacher, [(x, y)])
+    assert len(scores) == 4 and all(s.shape == (4,) for s in scores.values())
+    mask_heads(teacher, scores, 0.5)
+    masked = teacher(x).data
+    remove_masked_heads(teacher)
+    assert sum(count_heads(teacher).values()) == 8
+    np.testing.assert_allclose(teacher(x).data, masked, atol=1e-5)
+    quant.smooth_model(teacher, quant.get_act_scales(teacher, [(x, y)]))
+    np.testing.assert_allclose(teacher(x).data, masked, atol=1e-4)
+    q = quant.quantize_dynamic(teacher, {nn.Linear, nn.MultiheadAttention})
+    np.testing.assert_allclose(q(x).data, masked, atol=0.2 * np.abs(masked).max())   # an untrained model: 9%
+    for layer, heads in zip(q.encoder.layers, count_heads(teacher).values()):
+        assert type(layer.self_attn) is (DynamicMultiheadAttention if heads else nn.MultiheadAttention)

@@ -84,7 +84,11 @@ def smoothing_scales(act_scales, weights, alpha=0.5):
     ((out, in) arrays or Tensors) and both it and s clamped below at 1e-5, as the authors' code."""
     check_number("alpha", alpha, 0, 1)
     act = np.asarray(_array(act_scales), np.float64)
-    w_max = np.max([np.abs(_array(w)).max(axis=0) for w in weights], axis=0)
+    weights = [_array(w) for w in weights]
+    if not weights or any(w.ndim != 2 or w.shape[0] == 0 for w in weights):
+        raise ValueError(f"smoothing needs (out, in) weights with at least one row, got shapes "
+                         f"{[w.shape for w in weights]}")
+    w_max = np.max([np.abs(w).max(axis=0) for w in weights], axis=0)
     if act.shape != w_max.shape:
         raise ValueError(f"activation scales of shape {act.shape} do not fit weights with {w_max.shape[0]} "
                          f"input columns")
@@ -119,8 +123,8 @@ def smooth_ln_fcs(ln, fcs, act_scales, alpha=0.5):
 def smooth_model(model, act_scales, alpha=0.5):
     """``smooth_ln_fcs`` on every pre-norm ``TransformerEncoderLayer`` of ``model``, in place: norm1
     into self_attn (query, key and value), norm2 into linear1, with the scales ``get_act_scales``
-    recorded for self_attn and linear1. Returns ``model``. (A post-norm layer's norms do not feed
-    its linears directly: ValueError.)"""
+    recorded for self_attn and linear1 (an attention without heads is skipped). Returns ``model``.
+    (A post-norm layer's norms do not feed its linears directly: ValueError.)"""
     layers = [(name, m) for name, m in model.named_modules() if isinstance(m, TransformerEncoderLayer)]
     if not layers:
         raise ValueError(f"{type(model).__name__} has no TransformerEncoderLayer to smooth")
@@ -131,6 +135,7 @@ def smooth_model(model, act_scales, alpha=0.5):
         for key in (prefix + "self_attn", prefix + "linear1"):
             if key not in act_scales:
                 raise ValueError(f"no activation scales for {key!r}: run get_act_scales on this model")
-        smooth_ln_fcs(layer.norm1, [layer.self_attn], act_scales[prefix + "self_attn"], alpha)
+        if layer.self_attn.num_heads:   # an attention whose heads were all pruned uses no input
+            smooth_ln_fcs(layer.norm1, [layer.self_attn], act_scales[prefix + "self_attn"], alpha)
         smooth_ln_fcs(layer.norm2, [layer.linear1], act_scales[prefix + "linear1"], alpha)
     return model
