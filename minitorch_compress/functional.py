@@ -7,7 +7,7 @@ pooling) get their own backward rule, written right after the forward.
 import numpy as np
 
 from .backend import get_backend, matmul_arrays
-from .kernels import col2im, conv_forward, conv_weight_grad, erfc, exp, im2col, log, max_pool, max_pool_backward, out_size, windows
+from .kernels import col2im, conv_forward, conv_input_grad, conv_weight_grad, erfc, exp, im2col, log, max_pool, max_pool_backward, out_size, windows
 from .kernels import tanh as tanh_array
 from .random import get_rng
 from .tensor import Tensor, op_result, tensor
@@ -235,6 +235,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     out = out.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)
 
     def input_grad(g2):
+        if groups == 1 and g2.dtype == w2.dtype == np.float32 and get_backend() == "numba":
+            dxp = conv_input_grad(g2, w2, xp.shape, kh, kw, (sh, sw), (dh, dw))   # col2im's sums, tile by tile
+            return dxp[:, :, ph:ph + x.shape[2], pw:pw + x.shape[3]]
         dxp = np.zeros(xp.shape, dtype=xp.dtype)
         # On our kernel W^T g2^T gives the bits of (g2 W)^T (one chain over o per element), laid
         # out for col2im to read along image rows; OpenBLAS may round the two differently.

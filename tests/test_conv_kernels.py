@@ -1,6 +1,6 @@
-"""The convolution and pooling kernels (kernels/patches.py, kernels/pool.py) give the bits of their
-NumPy forms, compiled or with NUMBA_DISABLE_JIT=1, and conv2d / max_pool2d agree with formulas
-written out by hand."""
+"""The convolution and pooling kernels (kernels/patches.py, kernels/pool.py, kernels/conv.py) give the
+bits of their NumPy forms (or of im2col then matmul), compiled or with NUMBA_DISABLE_JIT=1, and
+conv2d / max_pool2d agree with formulas written out by hand."""
 import numpy as np
 import pytest
 
@@ -62,8 +62,18 @@ def test_tiled_products_give_the_bits_of_im2col_then_matmul(geometry, out_channe
     for layout in (x, np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)):
         ours = CV.conv_weight_grad(layout, g2, kh, kw, stride, dilation)
         assert same_bits(ours, CV.conv_weight_grad_reference(layout, g2, kh, kw, stride, dilation))
+    # the input gradient: col2im of (g2 W)^T, and g2 with a negative zero
+    g2z = g2.copy()
+    g2z[0, 0] = -0.0
+    dxp = CV.conv_input_grad(g2z, w2, x.shape, kh, kw, stride, dilation)
+    assert same_bits(dxp, CV.conv_input_grad_reference(g2z, w2, x.shape, kh, kw, stride, dilation))
     # and what the products compute, in float64
     cols = I.im2col_numpy(x.astype(np.float64), kh, kw, stride, dilation)
+    dcols = g2z.astype(np.float64) @ w2
+    expected_dx = np.zeros(x.shape)
+    ho, wo = I.windows(x, kh, kw, *stride, *dilation).shape[2:4]
+    I.col2im_numpy(np.ascontiguousarray(dcols.T), expected_dx, kh, kw, stride, dilation, ho, wo)
+    np.testing.assert_allclose(dxp, expected_dx, rtol=1e-4, atol=1e-5 * np.abs(expected_dx).max())
     expected = g2.T.astype(np.float64) @ cols
     np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
     np.testing.assert_allclose(CV.conv_forward(x, w2, None, kh, kw, stride, dilation), cols @ w2.T, rtol=1e-4, atol=1e-4)

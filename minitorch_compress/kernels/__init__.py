@@ -42,7 +42,7 @@ Thread settings for mixing these parallel kernels with OpenBLAS are chosen in th
 ``__init__`` (measured by ``benchmarks/kernels.py --threads``).
 """
 from .asm import instruction_counts
-from .conv import conv_forward, conv_weight_grad
+from .conv import conv_forward, conv_input_grad, conv_weight_grad
 from .csr import check_csr, csr_matmul, csr_product
 from .dense import matmul
 from .batched import batched_matmul
@@ -63,7 +63,7 @@ __all__ = [
     "int8_linear_dequant", "int8_linear_requant", "Epilogue", "linear_epilogue", "quantize", "has_vnni", "has_maddubs",
     "instruction_counts", "exp", "erfc", "log", "tanh", "power", "svd",
     # the pieces other modules of the package build on (one public road into kernels/)
-    "check_csr", "csr_product", "conv_forward", "conv_weight_grad", "im2col", "col2im", "out_size", "windows",
+    "check_csr", "csr_product", "conv_forward", "conv_input_grad", "conv_weight_grad", "im2col", "col2im", "out_size", "windows",
     "max_pool", "max_pool_backward", "CODE_DTYPES", "CODE_RANGES", "quantize_array", "quantize_checked",
     "log_scalar", "as_array", "check_inner", "check_matrix",
 ]
