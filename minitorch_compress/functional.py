@@ -7,7 +7,8 @@ pooling) get their own backward rule, written right after the forward.
 import numpy as np
 
 from .backend import get_backend, matmul_arrays
-from .kernels import col2im, conv_forward, conv_input_grad, conv_weight_grad, erfc, exp, im2col, log, max_pool, max_pool_backward, out_size, windows
+from .kernels import batch_norm_grad_rows, centred_square_sums, channel_sums, col2im, conv_forward, conv_input_grad, conv_weight_grad
+from .kernels import erfc, exp, im2col, log, max_pool, max_pool_backward, out_size, scale_shift_rows, windows
 from .kernels import tanh as tanh_array
 from .random import get_rng
 from .tensor import Tensor, op_result, tensor
@@ -219,7 +220,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         raise ValueError(f"conv2d: padded input {xp.shape[2:]} is smaller than the kernel {(kh, kw)} with dilation {(dh, dw)}")
     n, ho, wo = x.shape[0], out_size(xp.shape[2], kh, sh, dh), out_size(xp.shape[3], kw, sw, dw)
     w2 = weight.data.reshape(o, -1)                                                 # group g: a block of rows
-    # On our kernel, the products gather their patches tile by tile (kernels/conv.py): the same
+    # On our kernel, the products read their patches from xp itself (kernels/conv.py): the same
     # chains as im2col then matmul, without writing the patches out.
     tiled = (groups == 1 and get_backend() == "numba" and x.dtype == weight.dtype == np.float32
              and (bias is None or bias.dtype == np.float32))
@@ -236,7 +237,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
     def input_grad(g2):
         if groups == 1 and g2.dtype == w2.dtype == np.float32 and get_backend() == "numba":
-            dxp = conv_input_grad(g2, w2, xp.shape, kh, kw, (sh, sw), (dh, dw))   # col2im's sums, tile by tile
+            dxp = conv_input_grad(g2, w2, xp.shape, kh, kw, (sh, sw), (dh, dw))   # col2im's sums, no patch matrix
             return dxp[:, :, ph:ph + x.shape[2], pw:pw + x.shape[3]]
         dxp = np.zeros(xp.shape, dtype=xp.dtype)
         # On our kernel W^T g2^T gives the bits of (g2 W)^T (one chain over o per element), laid
@@ -365,9 +366,16 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if training or stats[0] is None:
         if training and count < 2:
             raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input shape {x.shape}")
-        mean = x.data.mean(axis=axes, dtype=x.dtype)
-        centred = x.data - mean.reshape(shape)
-        var = (centred * centred).mean(axis=axes, dtype=x.dtype)
+        rows = _channels_last_rows(x.data, axes)
+        if rows is not None:   # a convolution's output: NumPy's sums in NumPy's order, in one pass each
+            mean = _divide(channel_sums(rows), count)
+            centred_rows, squares = centred_square_sums(rows, mean)
+            centred = _like(x.data, centred_rows)     # x's layout, as NumPy's x - mean has
+            var = _divide(squares, count)
+        else:
+            mean = x.data.mean(axis=axes, dtype=x.dtype)
+            centred = x.data - mean.reshape(shape)
+            var = (centred * centred).mean(axis=axes, dtype=x.dtype)
         if training and stats[0] is not None:
             stats[0] *= 1 - momentum
             stats[0] += momentum * mean
@@ -380,29 +388,70 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     return _scale_and_shift(x, centred, inv_std, weight, bias, axes, shape, axes, training or stats[0] is None)
 
 
+def _channels_last_rows(a, axes):
+    """``a`` as (N*H*W, C) rows when it is a float32 (N, C, H, W) view of channels-last memory reduced
+    over ``axes`` (0, 2, 3), as BatchNorm reduces a convolution's output; else None."""
+    if axes != (0, 2, 3) or a.dtype != np.float32 or a.shape[1] < 2 or a.flags.c_contiguous:
+        return None
+    nhwc = a.transpose(0, 2, 3, 1)
+    return nhwc.reshape(-1, a.shape[1]) if nhwc.flags.c_contiguous else None
+
+
+def _like(view, rows):
+    """(N*H*W, C) rows as an (N, C, H, W) view shaped and laid out like the channels-last ``view``."""
+    n, c, h, w = view.shape
+    return rows.reshape(n, h, w, c).transpose(0, 3, 1, 2)
+
+
+def _divide(sums, count):
+    """A sum over ``count`` values as ``ndarray.mean`` divides it (in float64, rounded once)."""
+    return np.true_divide(sums, np.intp(count), out=sums, casting="unsafe")
+
+
+def _stat_sum(a, axes, mean=False, keepdims=False):
+    """``a.sum(axis=axes)`` (or ``.mean``) with the bits of NumPy's, by ``channel_sums`` for channels-last rows."""
+    rows = _channels_last_rows(a, axes)
+    if rows is None:
+        return a.mean(axis=axes, keepdims=keepdims) if mean else a.sum(axis=axes, keepdims=keepdims)
+    sums = channel_sums(rows)
+    sums = _divide(sums, rows.shape[0]) if mean else sums
+    return sums.reshape(1, -1, 1, 1) if keepdims else sums
+
+
 def _scale_and_shift(x, centred, inv_std, weight, bias, stat_axes, param_shape, param_axes, batch_stats):
     """The normalisation layers' common end, y = x_hat * weight + bias with x_hat = centred * inv_std,
     and its backward. With g' = g * weight: dx = inv_std (g' - mean(g') - x_hat mean(g' x_hat)), means
     over ``stat_axes``, when the mean and variance were computed from x (``batch_stats``), else
     dx = g' inv_std; d weight = sum(g x_hat) and d bias = sum(g) over ``param_axes``."""
-    normed = centred * inv_std
     scale = None if weight is None else weight.data.reshape(param_shape)
-    out = normed * scale if scale is not None else normed.copy()
-    if bias is not None:
-        out += bias.data.reshape(param_shape)
+    rows = _channels_last_rows(centred, stat_axes)
+    if rows is not None and weight is not None and bias is not None and weight.dtype == bias.dtype == np.float32:
+        # BatchNorm of a convolution's output: one pass, rounded as the NumPy lines below
+        normed, out = (_like(centred, r) for r in scale_shift_rows(rows, inv_std.reshape(-1), weight.data, bias.data))
+    else:
+        normed = centred * inv_std
+        out = normed * scale if scale is not None else normed.copy()
+        if bias is not None:
+            out += bias.data.reshape(param_shape)
 
     def backward(g):
         gn = g * scale if scale is not None else g
         if batch_stats:   # the mean and variance depend on x too
-            gx = inv_std * (gn - gn.mean(axis=stat_axes, keepdims=True)
-                            - normed * (gn * normed).mean(axis=stat_axes, keepdims=True))
+            mean_gn = _stat_sum(gn, stat_axes, mean=True, keepdims=True)
+            mean_gn_normed = _stat_sum(gn * normed, stat_axes, mean=True, keepdims=True)
+            gn_rows, normed_rows = _channels_last_rows(gn, stat_axes), _channels_last_rows(normed, stat_axes)
+            if gn_rows is not None and normed_rows is not None:
+                gx = _like(gn, batch_norm_grad_rows(gn_rows, normed_rows, mean_gn.reshape(-1), mean_gn_normed.reshape(-1),
+                                                    inv_std.reshape(-1)))
+            else:
+                gx = inv_std * (gn - mean_gn - normed * mean_gn_normed)
         else:
             gx = gn * inv_std
         grads = (gx,)
         if weight is not None:
-            grads += ((g * normed).sum(axis=param_axes),)
+            grads += (_stat_sum(g * normed, param_axes),)
         if bias is not None:
-            grads += (g.sum(axis=param_axes),)
+            grads += (_stat_sum(g, param_axes),)
         return grads
     return op_result(out, (x,) + tuple(p for p in (weight, bias) if p is not None), backward)
 

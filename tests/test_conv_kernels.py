@@ -7,7 +7,7 @@ import pytest
 import minitorch_compress as mc
 from minitorch_compress import functional as F
 from minitorch_compress.gradcheck import gradcheck
-from minitorch_compress.kernels import conv as CV, patches as I, pool as P
+from minitorch_compress.kernels import channels as CH, conv as CV, patches as I, pool as P
 from jit_twins import run_jit_off_and_on
 
 
@@ -77,6 +77,65 @@ def test_tiled_products_give_the_bits_of_im2col_then_matmul(geometry, out_channe
     expected = g2.T.astype(np.float64) @ cols
     np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
     np.testing.assert_allclose(CV.conv_forward(x, w2, None, kh, kw, stride, dilation), cols @ w2.T, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(64, 16, 14, 14), (3, 13, 5, 6), (1, 3, 2, 2), (2, 40, 3, 1)])
+def test_channel_sums_give_the_bits_of_numpys_reductions(shape):
+    """BatchNorm's statistics of a channels-last (N, C, H, W) view: NumPy's mean, centred values and
+    variance, bit for bit, compiled and in the NumPy twins; a channel of negative zeros sums to +0;
+    the element-wise passes round as NumPy's expressions."""
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal(shape) * 10.0 ** rng.integers(-4, 4, shape)).astype(np.float32)
+    x[:, 0] = -0.0
+    view = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    rows = view.transpose(0, 2, 3, 1).reshape(-1, shape[1])
+    sums = view.sum(axis=(0, 2, 3), dtype=np.float32)
+    mean = view.mean(axis=(0, 2, 3), dtype=np.float32)
+    centred = view - mean.reshape(1, -1, 1, 1)
+    squares = (centred * centred).sum(axis=(0, 2, 3), dtype=np.float32)
+    for channel_sums, centred_square_sums in ((CH.channel_sums, CH.centred_square_sums),
+                                              (CH.channel_sums_numpy, CH.centred_square_sums_numpy)):
+        assert same_bits(channel_sums(rows), sums)
+        ours_centred, ours_squares = centred_square_sums(rows, mean)
+        assert same_bits(ours_centred, centred.transpose(0, 2, 3, 1).reshape(rows.shape)) and same_bits(ours_squares, squares)
+    np.testing.assert_allclose(sums, x.astype(np.float64).sum(axis=(0, 2, 3)), rtol=1e-4, atol=1e-4 * np.abs(x).max())
+    assert not np.signbit(CH.channel_sums(rows)[0])
+    # the element-wise passes, against NumPy's expressions
+    w, b, inv_std, m1, m2 = rng.standard_normal((5, shape[1])).astype(np.float32)
+    compiled, numpys = CH.scale_shift_rows(rows, inv_std, w, b), CH.scale_shift_rows_numpy(rows, inv_std, w, b)
+    assert all(same_bits(ours, theirs) for ours, theirs in zip(compiled, numpys))
+    assert same_bits(compiled[1], rows * inv_std * w + b)
+    gx = CH.batch_norm_grad_rows(rows, rows[::-1].copy(), m1, m2, inv_std)
+    assert same_bits(gx, CH.batch_norm_grad_rows_numpy(rows, rows[::-1].copy(), m1, m2, inv_std))
+    assert same_bits(gx, inv_std * ((rows - m1) - rows[::-1] * m2))
+
+
+def test_batch_norm_of_a_convolution_keeps_numpys_bits():
+    """batch_norm on a convolution's output (channels-last memory) goes through the channel sums and
+    gives the bits and layouts of BatchNorm's formulas evaluated by NumPy on the same arrays."""
+    rng = np.random.default_rng(6)
+    x = np.ascontiguousarray(rng.standard_normal((8, 5, 6, 7)).astype(np.float32).transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    g = np.ascontiguousarray(rng.standard_normal(x.shape).astype(np.float32).transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    w, b = rng.standard_normal(5).astype(np.float32), rng.standard_normal(5).astype(np.float32)
+    xt = mc.tensor(x, requires_grad=True)
+    bn = mc.nn.BatchNorm2d(5)
+    bn.weight.data[:], bn.bias.data[:] = w, b
+    out = bn(xt)
+    out.backward(mc.tensor(g))
+    axes, shape = (0, 2, 3), (1, 5, 1, 1)
+    mean = x.mean(axis=axes, dtype=np.float32)
+    centred = x - mean.reshape(shape)
+    var = (centred * centred).mean(axis=axes, dtype=np.float32)
+    inv_std = (1 / np.sqrt(var + 1e-5)).astype(np.float32).reshape(shape)
+    normed = centred * inv_std
+    expected = normed * w.reshape(shape)
+    expected += b.reshape(shape)
+    gn = g * w.reshape(shape)
+    dx = inv_std * (gn - gn.mean(axis=axes, keepdims=True) - normed * (gn * normed).mean(axis=axes, keepdims=True))
+    assert same_bits(out.data, expected) and out.data.strides == expected.strides
+    assert same_bits(xt.grad, dx) and same_bits(bn.weight.grad, (g * normed).sum(axis=axes)) and same_bits(bn.bias.grad, g.sum(axis=axes))
+    assert same_bits(bn.running_mean.data, (0.1 * mean).astype(np.float32))
+    assert same_bits(bn.running_var.data, (0.9 + 0.1 * var * (336 / 335)).astype(np.float32))
 
 
 def test_an_empty_batch_goes_through():
