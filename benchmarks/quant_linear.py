@@ -48,7 +48,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     mc.manual_seed(0)
-    print(f"int8 kernel: {'AVX512-VNNI' if kernels.has_vnni() else 'portable'}; ratio = float32 OpenBLAS time / time")
+    kernel = 'AVX512-VNNI' if kernels.has_vnni() else 'AVX2 vpmaddubsw (7-bit activations)' if kernels.has_maddubs() else 'portable'
+    print(f"int8 kernel: {kernel}; ratio = float32 OpenBLAS time / time")
     for in_features, out_features in SHAPES:
         for batch in BATCHES:
             x = mc.rand(batch, in_features)
