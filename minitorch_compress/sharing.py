@@ -71,6 +71,7 @@ class FactorizedLinear(Module):
 
     def __init__(self, in_features, rank, out_features, bias=True):
         super().__init__()
+        check_positive(rank=rank)
         self.down, self.up = Linear(in_features, rank, bias=False), Linear(rank, out_features, bias)
 
     def forward(self, x):

@@ -14,7 +14,7 @@ from minitorch_compress.gradcheck import gradcheck
 from minitorch_compress.layerdrop import LayerDrop, every_other, prune_layers
 from minitorch_compress.prune import (attention_modules, count_heads, head_importance, head_masks, mask_heads,
                                       prune_heads, remove_masked_heads, set_head_masks)
-from minitorch_compress.quant.modules import DynamicLinear, DynamicMultiheadAttention, choose_qparams
+from minitorch_compress.quant.modules import DynamicLinear, DynamicMultiheadAttention
 from minitorch_compress.sharing import FactorizedEmbedding, FactorizedLinear, SharedLayers, factorized_parameters
 
 
@@ -101,6 +101,39 @@ def test_patience_loss_rejects_bad_input():
         patience_loss([a], [a], reduction="none")
     with pytest.raises(TypeError, match="Tensor"):
         patience_loss([a.data], [a])
+    # the pairs stack into (N, M, H) in the paper's code: every pair has pair 0's shape
+    for other in (mc.randn(3, 3), mc.randn(2, 5), mc.randn(1, 3)):
+        with pytest.raises(ValueError, match="pair 1"):
+            patience_loss([a, other], [a, other])
+
+
+class DropEncoder(Encoder):
+    """``Encoder`` whose layers run in a ``LayerDrop`` stack."""
+
+    def __init__(self, depth, p):
+        super().__init__(depth)
+        self.layers = LayerDrop(list(self.layers), p)
+
+    def forward(self, x):
+        return self.head(self.layers(x)[:, 0])
+
+
+def test_patient_distiller_names_a_paired_layer_layerdrop_skipped():
+    mc.manual_seed(0)
+    teacher, student = Encoder(4), DropEncoder(2, p=1.0)        # p = 1: every student layer is skipped
+    x, y = mc.randn(4, 5, 8), mc.tensor(np.array([0, 1, 2, 1]))
+    d = PatientDistiller(student, teacher, "skip")
+    assert d.layer_pairs == [("layers.layers.0", "layers.1")]
+    d.train()
+    with pytest.raises(ValueError, match="student layer 'layers.layers.0' did not run"):
+        d.loss(d(x), y)
+    student.layers.p = 0.0                                     # every layer runs: the loss is defined
+    assert d.loss(d(x), y).item() > 0 and d.history["patience"][-1] > 0
+    student.layers.p = 1.0                                     # and the last batch's output is not reused
+    with pytest.raises(ValueError, match="LayerDrop"):
+        d.loss(d(x), y)
+    quiet = PatientDistiller(student, teacher, "skip", beta=0.0).train()
+    assert np.isfinite(quiet.loss(quiet(x), y).item())        # beta = 0 needs no layer output
 
 
 def test_pool_hidden_takes_the_class_token_or_the_mean():
@@ -320,6 +353,72 @@ def test_removing_masked_heads_of_a_model_keeps_its_outputs_including_a_whole_la
         set_head_masks(model, {"layers.0.self_attn": [1, 1]})
 
 
+def test_prune_heads_checks_every_entry_before_removing_any():
+    model = encoder64(depth=2, seed=7)
+    x = t64(4, 5, 8, seed=8, requires_grad=False)
+    before, out = list(model.parameters()), model(x).data
+    for bad, error in (({"layers.0.self_attn": [0], "layers.1.self_attn": [7]}, ValueError),
+                       ({"layers.0.self_attn": [0], "layers.9.self_attn": [0]}, ValueError),
+                       ({"layers.0.self_attn": [0], "layers.1.self_attn": [True]}, TypeError),
+                       ({"layers.0.self_attn": [0], "layers.1.self_attn": 1}, TypeError)):
+        with pytest.raises(error):
+            prune_heads(model, bad)
+        assert count_heads(model) == {"layers.0.self_attn": 4, "layers.1.self_attn": 4}   # layer 0 not pruned
+    assert all(p is q for p, q in zip(model.parameters(), before))
+    np.testing.assert_array_equal(model(x).data, out)
+    mha = model.layers[0].self_attn
+    for heads in (1, "01", None):
+        with pytest.raises(TypeError, match="iterable of head indices"):
+            prune_heads(mha, heads)
+    with pytest.raises(TypeError, match="not an int"):
+        prune_heads(mha, [1.0])
+
+
+def test_removing_no_head_keeps_the_very_parameters():
+    model = encoder64(depth=2, seed=7)
+    set_head_masks(model, {"layers.0.self_attn": [1, 0, 1, 1]})       # layer 1: nothing to remove
+    before = dict(model.named_parameters())
+    remove_masked_heads(model)
+    after = dict(model.named_parameters())
+    assert count_heads(model) == {"layers.0.self_attn": 3, "layers.1.self_attn": 4}
+    assert after["layers.0.self_attn.in_proj_weight"] is not before["layers.0.self_attn.in_proj_weight"]
+    assert all(after[name] is p for name, p in before.items() if name.startswith("layers.1."))
+    mha = mha64()
+    params = list(mha.parameters())
+    prune_heads(mha, [])
+    assert mha.num_heads == 4 and all(p is q for p, q in zip(mha.parameters(), params))
+
+
+def test_head_tools_refuse_quantized_attention():
+    mc.manual_seed(0)
+    model = Encoder(2, width=16, heads=4).eval()
+    q = quant.quantize_dynamic(model, {nn.Linear, nn.MultiheadAttention})
+    x, y = mc.randn(4, 5, 16), mc.tensor(np.array([0, 1, 2, 1]))
+    ones = {name: np.ones(4) for name in count_heads(q)}
+    calls = [lambda: head_masks(q), lambda: head_importance(q, [(x, y)]), lambda: set_head_masks(q, ones),
+             lambda: mask_heads(q, ones, 1), lambda: remove_masked_heads(q),
+             lambda: prune_heads(q, {"layers.0.self_attn": [0]}), lambda: prune_heads(q.layers[1].self_attn, [0])]
+    for call in calls:
+        with pytest.raises(TypeError, match="prune heads before quantizing"):
+            call()
+    assert count_heads(q) == {"layers.0.self_attn": 4, "layers.1.self_attn": 4}    # counting needs no weights
+
+
+def test_head_tools_reject_bad_arguments():
+    mc.manual_seed(0)
+    model = Encoder(2)                                           # 2 heads a layer
+    with pytest.raises(TypeError, match=r"batches \(x, y\)"):
+        head_importance(model, [mc.randn(2, 5, 8)])              # a bare x of 2 examples is no (x, y) pair
+    with pytest.raises(TypeError, match="masks must be a dict"):
+        set_head_masks(model, [1, 0])
+    with pytest.raises(TypeError, match="importance must be a dict"):
+        mask_heads(model, [1.0, 2.0], 0.5)
+    for bad in (np.nan, np.inf, -np.inf):
+        with pytest.raises(ValueError, match=r"not finite at head\(s\) \[0\]"):
+            mask_heads(model, {"layers.0.self_attn": np.array([bad, 1.0]), "layers.1.self_attn": np.ones(2)}, 2)
+    assert all(np.array_equal(m, np.ones(2)) for m in head_masks(model).values())
+
+
 # ----- LayerDrop and ALBERT on encoder layers ----------------------------------------------------
 
 
@@ -410,6 +509,9 @@ def test_factorized_embedding_parameter_count_is_albert_formula():
         FactorizedEmbedding(10, 4, 0)
     with pytest.raises(ValueError, match="embedding_dim"):
         factorized_parameters(10, 0, 4)
+    for rank in (0, -1, 2.0):
+        with pytest.raises(ValueError, match="rank"):
+            FactorizedLinear(4, rank, 3)
 
 
 # ----- int8 attention and SmoothQuant ------------------------------------------------------------
@@ -417,8 +519,9 @@ def test_factorized_embedding_parameter_count_is_albert_formula():
 
 def linear_error_bound(x, w, layer):
     """|x W^T - x^ W^^T| <= s_x/2 sum_j |W_ij| + s_w/2 (sum_j |x_j| + E s_x/2): each activation is
-    within s_x/2 of its int8 value x^ (per batch, 0..127), each weight within s_w/2 of W^."""
-    s_x, _ = choose_qparams(x.min(), x.max(), 0, 255, reduce_range=True)
+    within s_x/2 of its int8 value x^, each weight within s_w/2 of W^. The batch's range, widened to
+    hold 0, over quint8's 0..127 (reduce_range): s_x = (max(x_max, 0) - min(x_min, 0)) / 127."""
+    s_x = (max(x.max(), 0.0) - min(x.min(), 0.0)) / 127
     s_w = layer.weight().q_scale()
     return (s_x / 2 * np.abs(w).sum(axis=1)[None, :]
             + s_w / 2 * (np.abs(x).sum(axis=1, keepdims=True) + x.shape[1] * s_x / 2))
@@ -431,12 +534,17 @@ def test_dynamic_attention_projections_stay_within_the_bound_of_their_scales():
     mha.head_mask = mc.tensor(np.array([1.0, 0.0, 1.0, 1.0]))
     mha.qconfig = quant.default_dynamic_qconfig
     qmha = DynamicMultiheadAttention.from_float(mha)
-    assert [type(m) for m in (qmha.q_proj, qmha.k_proj, qmha.v_proj, qmha.out_proj)] == [DynamicLinear] * 4
+    # PyTorch's names (torch.ao.nn.quantizable.MultiheadAttention: linear_Q, linear_K, linear_V, out_proj)
+    assert [name for name, _ in qmha.named_children()] == ["linear_Q", "linear_K", "linear_V", "out_proj"]
+    assert [type(m) for m in (qmha.linear_Q, qmha.linear_K, qmha.linear_V, qmha.out_proj)] == [DynamicLinear] * 4
     x = mc.randn(3, 6, 16)
     x2 = x.data.reshape(-1, 16).astype(np.float64)
     w, b = mha.in_proj_weight.data.astype(np.float64), mha.in_proj_bias.data.astype(np.float64)
     outputs = []
-    for i, proj in enumerate((qmha.q_proj, qmha.k_proj, qmha.v_proj)):
+    for i, proj in enumerate((qmha.linear_Q, qmha.linear_K, qmha.linear_V)):
+        # torch's default_weight_observer: symmetric qint8 over -128..127, s_w = max|W| / 127.5, z = 0
+        assert proj.weight().q_scale() == pytest.approx(np.abs(w[16 * i:16 * (i + 1)]).max() / 127.5, rel=1e-6)
+        assert proj.weight().q_zero_point() == 0
         exact = x2 @ w[16 * i:16 * (i + 1)].T + b[16 * i:16 * (i + 1)]
         got = proj(x).data.reshape(-1, 16)
         bound = linear_error_bound(x2, w[16 * i:16 * (i + 1)], proj)
@@ -456,6 +564,23 @@ def test_dynamic_attention_projections_stay_within_the_bound_of_their_scales():
     exact_out = concat.reshape(-1, 16) @ mha.out_proj.weight.data.T.astype(np.float64) + mha.out_proj.bias.data
     bound = linear_error_bound(concat.reshape(-1, 16), mha.out_proj.weight.data.astype(np.float64), qmha.out_proj)
     assert np.all(np.abs(qmha.out_proj(mc.tensor(concat)).data.reshape(-1, 16) - exact_out) <= bound + 1e-5)
+    assert qmha.out_proj.weight().q_scale() == pytest.approx(np.abs(mha.out_proj.weight.data).max() / 127.5, rel=1e-6)
+    # in_projections is the hook the float module's forward calls: the subclass's is its three DynamicLinears
+    for got, proj in zip(qmha.in_projections(x, x, x), (qmha.linear_Q, qmha.linear_K, qmha.linear_V)):
+        np.testing.assert_array_equal(got.data, proj(x).data)
+    for got, i in zip(mha.in_projections(x, x, x), range(3)):
+        np.testing.assert_allclose(got.data, (x2 @ w[16 * i:16 * (i + 1)].T + b[16 * i:16 * (i + 1)]).reshape(3, 6, 16),
+                                   rtol=1e-5, atol=1e-5)
+
+
+def test_dynamic_attention_checks_its_sizes_as_multihead_attention():
+    for args in ((8, 0), (0, 2), (8, 3), (8, -2)):
+        for cls in (nn.MultiheadAttention, DynamicMultiheadAttention):
+            with pytest.raises(ValueError, match="num_heads|embed_dim"):
+                cls(*args)
+    with pytest.raises(ValueError, match="head_dim"):
+        DynamicMultiheadAttention(8, 2, head_dim=0)
+    assert DynamicMultiheadAttention(8, 2, head_dim=3).linear_Q.out_features == 6      # a pruned module's shape
 
 
 def test_quantize_dynamic_leaves_attention_float_unless_asked_as_pytorch():
@@ -476,7 +601,7 @@ def test_quantize_dynamic_leaves_attention_float_unless_asked_as_pytorch():
     set_head_masks(model, {"layers.0.self_attn": [1, 0, 1, 0], "layers.1.self_attn": [0, 0, 0, 0]})
     remove_masked_heads(model)
     pruned = quant.quantize_dynamic(model, {nn.Linear, nn.MultiheadAttention})
-    assert pruned.layers[0].self_attn.q_proj.out_features == 8 and pruned.layers[0].self_attn.num_heads == 2
+    assert pruned.layers[0].self_attn.linear_Q.out_features == 8 and pruned.layers[0].self_attn.num_heads == 2
     assert type(pruned.layers[1].self_attn) is nn.MultiheadAttention
     assert np.abs(pruned(x).data - model(x).data).max() < 0.1 * np.abs(model(x).data).max()
 
@@ -517,7 +642,9 @@ def test_act_scales_and_smoothing_keep_the_float_function():
     before = model(x).data
     smoothed = quant.smooth_model(copy.deepcopy(model), scales, alpha=0.5)
     np.testing.assert_allclose(smoothed(x).data, before, atol=1e-10)
-    s = quant.smoothing_scales(scales["layers.1.linear1"], [model.layers[1].linear1.weight], 0.5)
+    # eq. 4 with alpha = 0.5 and the authors' clamps: s_j = max|X_j|^0.5 / max(max_i |W_ij|, 1e-5)^0.5, >= 1e-5
+    w_max = np.abs(model.layers[1].linear1.weight.data).max(axis=0)
+    s = np.maximum(np.sqrt(scales["layers.1.linear1"]) / np.sqrt(np.maximum(w_max, 1e-5)), 1e-5)
     np.testing.assert_allclose(smoothed.layers[1].norm2.weight.data, model.layers[1].norm2.weight.data / s)
     np.testing.assert_allclose(smoothed.layers[1].linear1.weight.data, model.layers[1].linear1.weight.data * s)
     with pytest.raises(ValueError, match="no activation scales"):
@@ -529,6 +656,30 @@ def test_act_scales_and_smoothing_keep_the_float_function():
         quant.smooth_ln_fcs(nn.Linear(8, 8), [nn.Linear(8, 8)], np.ones(8))
     with pytest.raises(ValueError, match="empty"):
         quant.get_act_scales(model, [])
+
+
+def test_smoothing_rejects_negative_or_non_finite_scales_and_quantized_layers():
+    w = np.array([[1.0, 2.0], [-4.0, 0.5]])
+    for bad, where in (([-1.0, 1.0], "entry 0"), ([1.0, np.nan], "entry 1"), ([np.inf, 1.0], "entry 0")):
+        with pytest.raises(ValueError, match=f"shape \\(2,\\).*finite.*{where}"):
+            quant.smoothing_scales(bad, [w])
+    ln, fc = nn.LayerNorm(2), nn.Linear(2, 3)
+    ln_before, fc_before = ln.weight.data.copy(), fc.weight.data.copy()
+    with pytest.raises(ValueError, match="entry 1"):
+        quant.smooth_ln_fcs(ln, [fc], [1.0, -2.0])
+    np.testing.assert_array_equal(ln.weight.data, ln_before)
+    np.testing.assert_array_equal(fc.weight.data, fc_before)
+    mc.manual_seed(0)
+    model = Encoder(2, width=16, heads=4).eval()
+    scales = quant.get_act_scales(model, [mc.randn(4, 5, 16)])
+    for spec in ({nn.Linear, nn.MultiheadAttention}, None):          # None: attention float, linear1 int8
+        q = quant.quantize_dynamic(model, spec)
+        norms = [layer.norm1.weight.data.copy() for layer in q.layers]
+        with pytest.raises(TypeError, match="smooth before quantizing"):
+            quant.smooth_model(q, scales)
+        assert all(np.array_equal(layer.norm1.weight.data, n) for layer, n in zip(q.layers, norms))   # untouched
+    with pytest.raises(TypeError, match="smooth before quantizing"):
+        quant.smooth_ln_fcs(q.layers[0].norm2, [q.layers[0].linear1], scales["layers.0.linear1"])
 
 
 def relative_int8_error(model, x, spec=None):

@@ -100,7 +100,8 @@ def patience_loss(student_hidden, teacher_hidden, normalize=True, reduction="bat
     sum over pairs and features of (h_s/||h_s|| - h_t/||h_t||)^2, then ``reduction`` over examples:
     "batchmean" (mean over the batch: the paper's eq. 4 per example), "mean" (the paper's code,
     ``F.mse_loss`` over all N*M*H elements) or "sum". ``normalize=False`` compares raw vectors.
-    The teacher's vectors are constants (detached)."""
+    Every pair has the same shape (N, H), as the paper's code stacks them. The teacher's vectors are
+    constants (detached)."""
     if isinstance(student_hidden, Tensor) or isinstance(teacher_hidden, Tensor):
         raise TypeError("patience_loss takes lists of (N, H) Tensors, one per chosen layer")
     student_hidden, teacher_hidden = list(student_hidden), list(teacher_hidden)
@@ -118,6 +119,9 @@ def patience_loss(student_hidden, teacher_hidden, normalize=True, reduction="bat
                 raise ValueError(f"{name} hidden state {i} has shape {x.shape}, expected (N, H): pool it first")
         if s.shape != t.shape:
             raise ValueError(f"student hidden state {i} of shape {s.shape} does not match the teacher's {t.shape}")
+        if s.shape != student_hidden[0].shape:   # the pairs stack into (N, M, H), as in the paper's code
+            raise ValueError(f"hidden states of pair {i} have shape {s.shape}, pair 0's {student_hidden[0].shape}: "
+                             f"every pair needs the same (N, H)")
         t = t.detach()
         diff = (_unit(s) - _unit(t)) if normalize else (s - t)
         per_example = (diff * diff).sum(axis=1)
@@ -142,6 +146,11 @@ class PatientDistiller(Distiller):
     sequence of (student submodule name, teacher submodule name) pairs. Each named layer's output
     is pooled with ``pool_hidden(output, pooling, batch_first)``. ``history["patience"]`` records
     L_PT per training batch, beside "soft", "hard" and "hint".
+
+    Every paired layer must run in each forward pass: one skipped by ``LayerDrop`` (in training) has
+    no output to compare, and ``loss`` raises ValueError naming it rather than leave the pair out
+    (which would change the number of terms of L_PT from batch to batch). Pair layers outside a
+    LayerDrop stack, or distil with ``beta=0``.
     """
 
     def __init__(self, student, teacher, layers="skip", temperature=4.0, alpha=0.5, beta=1.0, pooling="cls",
@@ -176,6 +185,12 @@ class PatientDistiller(Distiller):
 
     def patience(self):
         """L_PT of the latest forward pass."""
+        for which, recorded, names in (("student", self._student_layers, [s for s, _ in self.layer_pairs]),
+                                       ("teacher", self._teacher_layers, [t for _, t in self.layer_pairs])):
+            missing = [name for name in names if name not in recorded.outputs]
+            if missing:
+                raise ValueError(f"{which} layer {missing[0]!r} did not run in the latest forward pass (skipped by "
+                                 f"LayerDrop?): patient KD needs the output of every paired layer")
         student = [pool_hidden(self._student_layers[s], self.pooling, self.batch_first) for s, _ in self.layer_pairs]
         teacher = [pool_hidden(self._teacher_layers[t], self.pooling, self.batch_first) for _, t in self.layer_pairs]
         return patience_loss(student, teacher, self.normalize, self.reduction)

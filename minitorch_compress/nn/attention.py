@@ -58,11 +58,14 @@ class MultiheadAttention(Module):
         n, length = x.shape[:2]
         return x.reshape(n, length, self.num_heads, self.head_dim).transpose(1, 2)
 
-    def _in_proj(self, x, i):
-        """Projection i (0: query, 1: key, 2: value) of x: rows i*H*D .. (i+1)*H*D of in_proj_weight and bias."""
+    def in_projections(self, query, key, value):
+        """(Q, K, V), each (N, L, num_heads * head_dim): the query, key and value (batch first) times
+        rows 0..HD, HD..2HD and 2HD..3HD of ``in_proj_weight``, plus the same blocks of ``in_proj_bias``.
+        Beyond PyTorch: the hook a subclass overrides to project differently (``quant.DynamicMultiheadAttention``)."""
         inner = self.num_heads * self.head_dim
         w, b = self.in_proj_weight, self.in_proj_bias
-        return F.linear(x, w[i * inner:(i + 1) * inner], None if b is None else b[i * inner:(i + 1) * inner])
+        return tuple(F.linear(x, w[i * inner:(i + 1) * inner], None if b is None else b[i * inner:(i + 1) * inner])
+                     for i, x in enumerate((query, key, value)))
 
     def forward(self, query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
                 average_attn_weights=True):
@@ -73,7 +76,7 @@ class MultiheadAttention(Module):
             raise ValueError(f"MultiheadAttention({self.embed_dim}) got inputs with {e} features")
         if self.num_heads == 0:
             return self._headless(query, key, need_weights, average_attn_weights)
-        q, k, v = (self._heads(self._in_proj(x, i)) for i, x in enumerate((query, key, value)))
+        q, k, v = (self._heads(x) for x in self.in_projections(query, key, value))
         blocked = np.zeros((n, 1, length, key.shape[1]), bool)
         if attn_mask is not None:
             blocked = blocked | np.asarray(attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask, bool)
@@ -96,10 +99,8 @@ class MultiheadAttention(Module):
         """Every head removed: concat_h(head_h) is empty, so the output is out_proj's bias (or 0) everywhere."""
         n, length, e = query.shape
         out = Tensor(np.zeros((n, length, e), query.dtype))
-        bias = self.out_proj.bias
-        bias = bias() if callable(bias) else bias      # a quantized out_proj's bias() is a method
-        if bias is not None:
-            out = out + bias
+        if self.out_proj.bias is not None:
+            out = out + self.out_proj.bias
         if not self.batch_first:
             out = out.transpose(0, 1)
         if not need_weights:

@@ -21,8 +21,13 @@ h*D .. (h+1)*D of the query, key and value blocks of ``in_proj_weight``/``in_pro
 columns of ``out_proj.weight``; ``num_heads`` drops and each kept head keeps its head_dim (and
 1/sqrt(head_dim) scaling), so the pruned module computes exactly what the masked one did, with
 fewer multiplications. ``remove_masked_heads`` does that for every head whose gate is 0.
+
+All of these work on float attention: on a quantized one (``quant.DynamicMultiheadAttention``, whose
+projections are int8 ``DynamicLinear`` layers with no ``in_proj_weight`` and no gradient) they raise
+TypeError: choose and prune heads before quantizing.
 """
 from collections import OrderedDict
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -42,6 +47,21 @@ def attention_modules(model):
     return found
 
 
+def _float_attention_modules(model):
+    """``attention_modules(model)``, each checked to be a float MultiheadAttention (TypeError otherwise)."""
+    modules = attention_modules(model)
+    for name, mha in modules:
+        _check_float(name, mha)
+    return modules
+
+
+def _check_float(name, mha):
+    if not isinstance(mha.out_proj, Linear) or not isinstance(getattr(mha, "in_proj_weight", None), Parameter):
+        raise TypeError(f"{name or 'the module'} is a quantized {type(mha).__name__} (out_proj "
+                        f"{type(mha.out_proj).__name__}): head masks, importance and pruning work on float "
+                        f"MultiheadAttention, prune heads before quantizing")
+
+
 def _gates(mha):
     """The module's head gates as a float array (ones where no mask is set)."""
     if mha.head_mask is None:
@@ -51,12 +71,14 @@ def _gates(mha):
 
 def head_masks(model):
     """{attention module name: its (num_heads,) gates as an array}, ones where none is set."""
-    return OrderedDict((name, _gates(m)) for name, m in attention_modules(model))
+    return OrderedDict((name, _gates(m)) for name, m in _float_attention_modules(model))
 
 
 def set_head_masks(model, masks):
     """Set the gates xi of the named attention modules (a dict as ``head_masks`` returns); None removes a mask."""
-    modules = dict(attention_modules(model))
+    if not isinstance(masks, Mapping):
+        raise TypeError(f"masks must be a dict {{attention module name: gates or None}}, got {type(masks).__name__}")
+    modules = dict(_float_attention_modules(model))
     for name, mask in masks.items():
         if name not in modules:
             raise ValueError(f"no MultiheadAttention named {name!r}; the model has {list(modules)}")
@@ -79,9 +101,9 @@ def head_importance(model, loader, loss_fn=F.cross_entropy, normalize=True, max_
     ``loader`` of |d loss_fn(model(x), y) / d xi_h|, each layer then divided by its L2 norm if ``normalize``.
 
     Runs in eval mode (no dropout) at the current gates; parameters get no gradient (their
-    ``requires_grad`` flags and the model's mode are restored afterwards).
+    ``requires_grad`` flags and the model's mode are restored afterwards). Batches must be (x, y) pairs.
     """
-    modules = attention_modules(model)
+    modules = _float_attention_modules(model)
     if max_batches is not None and (not is_int(max_batches) or max_batches < 1):
         raise ValueError(f"max_batches must be a positive int or None, got {max_batches!r}")
     saved_masks = [m.head_mask for _, m in modules]
@@ -96,7 +118,11 @@ def head_importance(model, loader, loss_fn=F.cross_entropy, normalize=True, max_
         gates = [Tensor(_gates(m), requires_grad=True) for _, m in modules]
         for (_, m), gate in zip(modules, gates):
             m.head_mask = gate
-        for x, y in loader:
+        for batch in loader:
+            if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+                got = f"a {type(batch).__name__}" + (f" of {len(batch)}" if isinstance(batch, (tuple, list)) else "")
+                raise TypeError(f"head_importance needs batches (x, y) for loss_fn(model(x), y), got {got}")
+            x, y = batch
             for gate in gates:
                 gate.grad = None
             loss = loss_fn(model(x), y)
@@ -124,7 +150,9 @@ def mask_heads(model, importance, amount):
     (a fraction in [0, 1], or an int count) are masked; heads already masked stay masked and count.
     ``importance`` is a dict as ``head_importance`` returns. Ties go to the earlier head.
     Returns ``head_masks(model)``."""
-    modules = attention_modules(model)
+    modules = _float_attention_modules(model)
+    if not isinstance(importance, Mapping):
+        raise TypeError(f"importance must be a dict {{attention module name: scores}}, got {type(importance).__name__}")
     total = sum(m.num_heads for _, m in modules)
     if isinstance(amount, bool) or not isinstance(amount, (int, float, np.integer, np.floating)):
         raise TypeError(f"amount must be a fraction or a number of heads, got {type(amount).__name__}")
@@ -143,6 +171,9 @@ def mask_heads(model, importance, amount):
         scores = np.asarray(importance[name], np.float64)
         if scores.shape != (m.num_heads,):
             raise ValueError(f"importance for {name!r} has shape {scores.shape}, expected ({m.num_heads},)")
+        if not np.all(np.isfinite(scores)):
+            raise ValueError(f"importance for {name!r} is not finite at head(s) "
+                             f"{np.flatnonzero(~np.isfinite(scores)).tolist()}: {scores}")
         candidates += [(scores[h], position, h, name) for h in range(m.num_heads) if masks[name][h] != 0]
     already = total - len(candidates)
     for _, _, h, name in sorted(candidates)[:max(0, target - already)]:
@@ -158,6 +189,8 @@ def _taken(param, index):
 
 def _prune_attention(mha, heads):
     heads = sorted(set(heads))
+    if not heads:   # nothing to remove: the module keeps its very Parameters (an optimizer still holds them)
+        return
     keep = [h for h in range(mha.num_heads) if h not in heads]
     d, inner = mha.head_dim, mha.num_heads * mha.head_dim
     cols = np.array([h * d + j for h in keep for j in range(d)], np.int64)
@@ -176,25 +209,34 @@ def prune_heads(module, heads):
     """Remove heads physically, in place; returns ``module``. ``module`` is a ``MultiheadAttention``
     and ``heads`` an iterable of its head indices, or ``module`` is a model and ``heads`` a dict
     {attention module name: head indices} (as HF's ``model.prune_heads({layer: heads})``).
-    Indices count the module's current heads (0 .. num_heads - 1)."""
-    if isinstance(module, MultiheadAttention) and not isinstance(heads, dict):
+    Indices count the module's current heads (0 .. num_heads - 1). Every entry is checked before
+    any head is removed, so bad input leaves the model as it was. A module with no head to remove
+    keeps its Parameters (the same objects)."""
+    if isinstance(module, MultiheadAttention) and not isinstance(heads, Mapping):
         targets = {"": heads}
         modules = {"": module}
     else:
-        if not isinstance(heads, dict):
+        if not isinstance(heads, Mapping):
             raise TypeError(f"for a model, heads must be a dict {{attention module name: head indices}}, "
                             f"got {type(heads).__name__}")
         modules, targets = dict(attention_modules(module)), heads
+    plan = []
     for name, chosen in targets.items():
+        where = name or "the module"
         if name not in modules:
             raise ValueError(f"no MultiheadAttention named {name!r}; the model has {list(modules)}")
+        if isinstance(chosen, (str, bytes)) or not hasattr(chosen, "__iter__"):
+            raise TypeError(f"heads for {where} must be an iterable of head indices, got {type(chosen).__name__}")
         mha, chosen = modules[name], list(chosen)
-        bad = [h for h in chosen if not is_int(h) or not 0 <= h < mha.num_heads]
+        not_int = [h for h in chosen if not is_int(h)]
+        if not_int:
+            raise TypeError(f"head index {not_int[0]!r} for {where} is not an int")
+        bad = [h for h in chosen if not 0 <= h < mha.num_heads]
         if bad:
-            raise ValueError(f"head index {bad[0]!r} is outside [0, {mha.num_heads}) for {name or 'the module'}")
-        if not isinstance(mha.out_proj, Linear) or not isinstance(mha.in_proj_weight, Parameter):
-            raise TypeError(f"prune_heads works on float MultiheadAttention (prune before quantizing), "
-                            f"got out_proj {type(mha.out_proj).__name__}")
+            raise ValueError(f"head index {bad[0]!r} is outside [0, {mha.num_heads}) for {where}")
+        _check_float(name, mha)
+        plan.append((mha, chosen))
+    for mha, chosen in plan:
         _prune_attention(mha, chosen)
     return module
 

@@ -24,7 +24,7 @@ from .. import nn
 from ..kernels import Epilogue, im2col, linear_epilogue, max_pool, out_size, pack_int8_weight, quantize_checked
 from ..nn import Module
 from ..tensor import Tensor, no_grad
-from ..validation import as_pair
+from ..validation import as_pair, check_positive
 from . import qat
 from .fusion import fuse_conv_bn_weights
 from .intrinsic import FusedModule
@@ -357,22 +357,30 @@ class DynamicMultiheadAttention(nn.MultiheadAttention):
     """``nn.MultiheadAttention`` with its four projections as ``DynamicLinear`` layers (int8 weights,
     activations quantized per batch), from ``quantize_dynamic(model, {nn.Linear, nn.MultiheadAttention})``.
 
-    An extension: PyTorch's dynamic quantization leaves attention in float (its ``out_proj`` is a
-    ``NonDynamicallyQuantizableLinear``, and ``in_proj_weight`` is no Linear). Here the query, key and
-    value blocks of ``in_proj_weight``/``in_proj_bias`` become ``q_proj``, ``k_proj``, ``v_proj`` (HF's
-    names; each block has its own weight scale) and ``out_proj`` a ``DynamicLinear``; the attention
-    itself (Q K^T, softmax, times V) stays in float, as in PyTorch's quantizable MultiheadAttention
-    when its matmuls are not quantized. ``head_mask`` is kept. A module whose heads were all pruned
-    has no weights left and stays as it is.
+    An extension of PyTorch: its dynamic quantization leaves attention in float (``out_proj`` is a
+    ``NonDynamicallyQuantizableLinear``, and ``in_proj_weight`` is no Linear), and in torch 2.13
+    ``quantize_dynamic(m, {nn.MultiheadAttention})`` swaps only ``out_proj`` for a dynamic Linear,
+    after which the module's forward fails (it reads ``out_proj.weight`` as a tensor). Here, as in
+    PyTorch's quantizable attention (``torch.ao.nn.quantizable.MultiheadAttention``), the query, key
+    and value blocks of ``in_proj_weight``/``in_proj_bias`` become ``linear_Q``, ``linear_K``,
+    ``linear_V`` (each block with its own weight scale), and ``out_proj``, all ``DynamicLinear``;
+    the attention itself (Q K^T, softmax, times V) stays in float, as in that module when its
+    matmuls are not quantized. ``head_mask`` is kept. A module whose heads were all pruned has no
+    weights left and stays as it is.
     """
 
     def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, batch_first=False, head_dim=None):
         Module.__init__(self)
-        head_dim = embed_dim // num_heads if head_dim is None else head_dim
+        check_positive(embed_dim=embed_dim, num_heads=num_heads)
+        if head_dim is None:
+            if embed_dim % num_heads:
+                raise ValueError(f"embed_dim={embed_dim} must be divisible by num_heads={num_heads}")
+            head_dim = embed_dim // num_heads
+        check_positive(head_dim=head_dim)
         self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, head_dim
         self.dropout, self.batch_first = dropout, batch_first
         inner = num_heads * head_dim
-        self.q_proj, self.k_proj, self.v_proj = (DynamicLinear(embed_dim, inner, bias) for _ in range(3))
+        self.linear_Q, self.linear_K, self.linear_V = (DynamicLinear(embed_dim, inner, bias) for _ in range(3))
         self.out_proj = DynamicLinear(inner, embed_dim, bias)
         self.register_buffer("head_mask", None, persistent=False)
 
@@ -386,7 +394,7 @@ class DynamicMultiheadAttention(nn.MultiheadAttention):
         qmod = cls(mod.embed_dim, mod.num_heads, mod.dropout, mod.in_proj_bias is not None, mod.batch_first,
                    mod.head_dim)
         qconfig = getattr(mod, "qconfig", None)
-        for i, name in enumerate(("q_proj", "k_proj", "v_proj")):
+        for i, name in enumerate(("linear_Q", "linear_K", "linear_V")):
             block = nn.Linear(mod.embed_dim, inner, mod.in_proj_bias is not None)
             block.weight.data = mod.in_proj_weight.data[i * inner:(i + 1) * inner].astype(np.float32)
             if mod.in_proj_bias is not None:
@@ -403,8 +411,9 @@ class DynamicMultiheadAttention(nn.MultiheadAttention):
             qmod.head_mask = Tensor(np.array(mod.head_mask.data, np.float32))
         return qmod.train(mod.training)
 
-    def _in_proj(self, x, i):
-        return (self.q_proj, self.k_proj, self.v_proj)[i](x)
+    def in_projections(self, query, key, value):
+        """(linear_Q(query), linear_K(key), linear_V(value))."""
+        return self.linear_Q(query), self.linear_K(key), self.linear_V(value)
 
 
 class ReLU(nn.ReLU):

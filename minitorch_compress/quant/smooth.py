@@ -24,7 +24,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..nn import LayerNorm, Linear, Module, MultiheadAttention, TransformerEncoderLayer
+from ..nn import LayerNorm, Linear, Module, MultiheadAttention, Parameter, TransformerEncoderLayer
 from ..tensor import Tensor, no_grad
 from ..validation import check_number, is_int
 
@@ -72,11 +72,15 @@ def get_act_scales(model, loader, max_batches=None):
 
 
 def _input_weight(layer):
+    """The float weight whose input columns smoothing scales (TypeError for any other layer, a quantized one too)."""
     if isinstance(layer, MultiheadAttention):
-        return layer.in_proj_weight
-    if isinstance(layer, Linear):
-        return layer.weight
-    raise TypeError(f"smooth_ln_fcs smooths nn.Linear and nn.MultiheadAttention layers, got {type(layer).__name__}")
+        weight = getattr(layer, "in_proj_weight", None)    # a DynamicMultiheadAttention has none
+    else:
+        weight = layer.weight if isinstance(layer, Linear) else None
+    if not isinstance(weight, Parameter):
+        raise TypeError(f"smooth_ln_fcs smooths float nn.Linear and nn.MultiheadAttention layers (smooth before "
+                        f"quantizing), got {type(layer).__name__}")
+    return weight
 
 
 def smoothing_scales(act_scales, weights, alpha=0.5):
@@ -92,6 +96,10 @@ def smoothing_scales(act_scales, weights, alpha=0.5):
     if act.shape != w_max.shape:
         raise ValueError(f"activation scales of shape {act.shape} do not fit weights with {w_max.shape[0]} "
                          f"input columns")
+    bad = np.flatnonzero(~np.isfinite(act) | (act < 0))
+    if bad.size:
+        raise ValueError(f"activation scales (shape {act.shape}) must be finite maxima of |x|, >= 0: entry "
+                         f"{bad[0]} is {act[bad[0]]}")
     w_max = np.maximum(w_max.astype(np.float64), _MIN)
     return np.maximum(act ** alpha / w_max ** (1 - alpha), _MIN)
 
@@ -124,17 +132,23 @@ def smooth_model(model, act_scales, alpha=0.5):
     """``smooth_ln_fcs`` on every pre-norm ``TransformerEncoderLayer`` of ``model``, in place: norm1
     into self_attn (query, key and value), norm2 into linear1, with the scales ``get_act_scales``
     recorded for self_attn and linear1 (an attention without heads is skipped). Returns ``model``.
-    (A post-norm layer's norms do not feed its linears directly: ValueError.)"""
+    (A post-norm layer's norms do not feed its linears directly: ValueError. A quantized layer has
+    no float weight to scale: TypeError, smooth before quantizing.)"""
     layers = [(name, m) for name, m in model.named_modules() if isinstance(m, TransformerEncoderLayer)]
     if not layers:
         raise ValueError(f"{type(model).__name__} has no TransformerEncoderLayer to smooth")
-    for name, layer in layers:
+    for name, layer in layers:   # every layer checked before any is changed
         if not layer.norm_first:
             raise ValueError(f"{name} is post-norm (norm_first=False): its LayerNorms do not feed its linears")
+        for fc in (layer.self_attn, layer.linear1):
+            if not isinstance(getattr(fc, "in_proj_weight", getattr(fc, "weight", None)), Parameter):
+                raise TypeError(f"{name}'s {type(fc).__name__} is quantized: smooth before quantizing")
         prefix = f"{name}." if name else ""
         for key in (prefix + "self_attn", prefix + "linear1"):
             if key not in act_scales:
                 raise ValueError(f"no activation scales for {key!r}: run get_act_scales on this model")
+    for name, layer in layers:
+        prefix = f"{name}." if name else ""
         if layer.self_attn.num_heads:   # an attention whose heads were all pruned uses no input
             smooth_ln_fcs(layer.norm1, [layer.self_attn], act_scales[prefix + "self_attn"], alpha)
         smooth_ln_fcs(layer.norm2, [layer.linear1], act_scales[prefix + "linear1"], alpha)
