@@ -12,7 +12,7 @@ from .kernels import erfc, exp, im2col, log, max_pool, max_pool_backward, out_si
 from .kernels import tanh as tanh_array
 from .random import get_rng
 from .tensor import Tensor, op_result, tensor
-from .validation import as_pair, check_int
+from .validation import as_pair, check_int, check_number
 
 
 def _tensor(x, name="input"):
@@ -511,20 +511,43 @@ def gelu(input, approximate="none"):
     return op_result((xd * cdf).astype(x.dtype), (x,), lambda g: (g * slope,))
 
 
-def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, training=True):
-    """softmax(Q K^T / sqrt(d) + M) V over the last two dims (Vaswani et al. 2017), as
-    ``torch.nn.functional.scaled_dot_product_attention``: ``attn_mask`` is boolean, True where a
-    query may attend (PyTorch's convention here), or a float added to the scores.
-    Returns (output, attention weights)."""
+def attention(query, key, value, attn_mask=None, dropout_p=0.0, scale=None):
+    """(softmax(Q K^T * scale + M) V, the weights) over the last two dims (Vaswani et al. 2017):
+    what ``scaled_dot_product_attention`` computes, with the weights that ``nn.MultiheadAttention``
+    also returns. ``attn_mask`` is boolean, True where a query may attend, or a float added to the
+    scores; ``scale`` defaults to 1/sqrt(d); dropout with probability ``dropout_p`` acts on the
+    weights. A query that may attend to no key gets weights of 0 and an output of 0 (PyTorch's
+    "safe softmax" in ``scaled_dot_product_attention``), not NaN."""
     q, k, v = _tensor(query), _tensor(key, "key"), _tensor(value, "value")
     if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
         raise ValueError(f"attention: query {q.shape}, key {k.shape} and value {v.shape} do not fit")
-    scores = (q @ k.transpose(-1, -2)) * (1.0 / float(np.sqrt(q.shape[-1])))
-    if attn_mask is not None:
+    scale = 1.0 / float(np.sqrt(q.shape[-1])) if scale is None else check_number("scale", scale)
+    scores = (q @ k.transpose(-1, -2)) * scale
+    if attn_mask is None:
+        weights = softmax(scores, dim=-1)
+    else:
         mask = np.asarray(attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask)
         add = np.where(mask, 0.0, -np.inf) if mask.dtype == bool else mask
-        scores = scores + Tensor(add.astype(scores.dtype))
-    weights = softmax(scores, dim=-1)
-    if dropout_p and training:
+        empty = np.broadcast_to(np.isneginf(add).all(axis=-1, keepdims=True), scores.shape[:-1] + (1,))
+        if empty.any():   # rows with no allowed key: finite scores, then weights multiplied by 0
+            add = np.where(empty, 0.0, add)
+        weights = softmax(scores + Tensor(add.astype(scores.dtype)), dim=-1)
+        if empty.any():
+            weights = weights * Tensor((~empty).astype(scores.dtype))
+    if dropout_p:
         weights = dropout(weights, dropout_p)
     return weights @ v, weights
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
+    """``torch.nn.functional.scaled_dot_product_attention``: softmax(Q K^T * scale + M) V over the
+    last two dims, ``scale`` 1/sqrt(d) by default. ``attn_mask`` is boolean, True where a query may
+    attend (PyTorch's convention here, the opposite of ``nn.MultiheadAttention``'s), or a float added
+    to the scores; ``is_causal=True`` lets query i attend to keys 0..i (no ``attn_mask`` then); dropout
+    ``dropout_p`` applies whenever it is not 0 (pass 0 in evaluation, as PyTorch). Returns the output;
+    ``attention`` also returns the weights."""
+    if is_causal:
+        if attn_mask is not None:
+            raise ValueError("scaled_dot_product_attention: give attn_mask or is_causal=True, not both")
+        attn_mask = np.tril(np.ones((_tensor(query).shape[-2], _tensor(key, "key").shape[-2]), bool))
+    return attention(query, key, value, attn_mask, dropout_p, scale)[0]

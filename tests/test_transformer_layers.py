@@ -120,6 +120,35 @@ def test_multihead_attention_is_its_formula():
         nn.MultiheadAttention(10, 3)
 
 
+def test_scaled_dot_product_attention_follows_pytorch():
+    # One query, two keys, d = 4: scores (q.k) / 2 = (0, ln 3), so weights (1/4, 3/4).
+    q = mc.tensor([[[[2 * math.log(3) / 4] * 4]]], dtype=np.float64)
+    k = mc.tensor([[[[0.0] * 4, [1.0] * 4]]], dtype=np.float64)
+    v = mc.tensor([[[[4.0, 0.0], [0.0, 8.0]]]], dtype=np.float64)
+    out = F.scaled_dot_product_attention(q, k, v)
+    assert isinstance(out, mc.Tensor)   # the output only, as PyTorch
+    np.testing.assert_allclose(out.data, [[[[1.0, 6.0]]]], atol=1e-12)
+    # scale=1: scores (0, 2 ln 3) give weights (1/10, 9/10)
+    np.testing.assert_allclose(F.scaled_dot_product_attention(q, k, v, scale=1.0).data, [[[[0.4, 7.2]]]], atol=1e-12)
+    # is_causal: query i attends to keys 0..i, the same as a lower-triangular boolean mask (True = may attend)
+    qs, ks, vs = t64(2, 3, 4, 5), t64(2, 3, 4, 5, seed=1), t64(2, 3, 4, 2, seed=2)
+    causal = F.scaled_dot_product_attention(qs, ks, vs, is_causal=True)
+    np.testing.assert_array_equal(causal.data, F.scaled_dot_product_attention(qs, ks, vs, np.tril(np.ones((4, 4), bool))).data)
+    np.testing.assert_allclose(causal.data[:, :, 0], vs.data[:, :, 0], atol=1e-12)   # the first query sees one key
+    with pytest.raises(ValueError, match="not both"):
+        F.scaled_dot_product_attention(qs, ks, vs, np.ones((4, 4), bool), is_causal=True)
+    # a query with no allowed key: output and gradients 0, not NaN (PyTorch's safe softmax)
+    mask = np.ones((4, 4), bool)
+    mask[2] = False
+    out = F.scaled_dot_product_attention(qs, ks, vs, mask)
+    assert np.all(out.data[:, :, 2] == 0) and np.all(np.isfinite(out.data))
+    out.backward(np.ones(out.shape))
+    assert np.all(qs.grad[:, :, 2] == 0) and np.all(np.isfinite(ks.grad))
+    assert gradcheck(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, mask), [qs, ks, vs])
+    _, weights = F.attention(qs, ks, vs, mask)
+    assert np.all(weights.data[:, :, 2] == 0) and np.allclose(np.delete(weights.data, 2, axis=2).sum(-1), 1)
+
+
 @pytest.mark.parametrize("norm_first", [True, False])
 def test_transformer_encoder_layer(norm_first):
     mc.manual_seed(1)

@@ -83,7 +83,7 @@ class MultiheadAttention(Module):
         if key_padding_mask is not None:
             pad = np.asarray(key_padding_mask.data if isinstance(key_padding_mask, Tensor) else key_padding_mask, bool)
             blocked = blocked | pad[:, None, None, :]
-        out, weights = F.scaled_dot_product_attention(q, k, v, ~blocked, self.dropout, self.training)
+        out, weights = F.attention(q, k, v, ~blocked, self.dropout if self.training else 0.0)
         if self.head_mask is not None:
             if self.head_mask.shape != (self.num_heads,):
                 raise ValueError(f"head_mask of shape {self.head_mask.shape} does not fit num_heads={self.num_heads}")
