@@ -31,6 +31,7 @@ def patchify(images, patch_size):
         raise TypeError(f"patchify expects a Tensor, got {type(images).__name__}")
     if images.ndim != 4:
         raise ValueError(f"patchify expects (N, C, H, W) images, got shape {images.shape}")
+    check_positive(patch_size=patch_size)
     n, c, h, w = images.shape
     p = patch_size
     if h % p or w % p:
@@ -70,8 +71,11 @@ class VisionTransformer(Module):
     mlp_dim, dropout=0.0, attention_dropout=0.0, num_classes=1000)`` for square images with
     ``in_channels`` channels (1 for MNIST). Attributes: ``patch_proj`` (the patch Linear),
     ``class_token`` (1, 1, hidden_dim), ``encoder`` (``pos_embedding``, ``layers``, ``ln``), ``heads``
-    (``head``). Initialised as torchvision: patch projection truncated-normal-like with std
-    sqrt(1 / fan_in), zero class token, position embeddings N(0, 0.02^2), zero head."""
+    (``head``). Initialised as torchvision where it matters most: zero class token, position
+    embeddings N(0, 0.02^2), zero head; but the patch projection is N(0, 1 / fan_in) clipped at 2
+    standard deviations (torchvision's ``trunc_normal_`` cuts at +-2 in absolute value, so it hardly
+    ever clips), and the MLP's Linears keep ``nn.Linear``'s default (torchvision's ``MLPBlock`` uses
+    Xavier-uniform weights and N(0, 1e-6) biases): lesson 17's checkpoints were trained this way."""
 
     def __init__(self, image_size, patch_size, num_layers, num_heads, hidden_dim, mlp_dim, dropout=0.0,
                  attention_dropout=0.0, num_classes=1000, in_channels=1):

@@ -103,3 +103,6 @@ def test_bad_input_is_rejected():
         model(np.zeros((2, 1, 8, 8), np.float32))
     with pytest.raises(ValueError, match="not divisible by patch_size=3"):
         patchify(mc.randn(1, 1, 8, 8), 3)
+    for bad in (0, 2.0):
+        with pytest.raises(ValueError, match="patch_size must be a positive int"):
+            patchify(mc.randn(1, 1, 8, 8), bad)
