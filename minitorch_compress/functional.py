@@ -8,6 +8,7 @@ import numpy as np
 
 from .backend import get_backend, matmul_arrays
 from .kernels import batch_norm_grad_rows, centred_square_sums, channel_sums, col2im, conv_forward, conv_input_grad, conv_weight_grad
+from .kernels import batch_norm_grad_scaled_rows, batch_norm_grad_sums
 from .kernels import erfc, exp, im2col, log, max_pool, max_pool_backward, out_size, scale_shift_rows, windows
 from .kernels import tanh as tanh_array
 from .random import get_rng
@@ -425,7 +426,8 @@ def _scale_and_shift(x, centred, inv_std, weight, bias, stat_axes, param_shape, 
     dx = g' inv_std; d weight = sum(g x_hat) and d bias = sum(g) over ``param_axes``."""
     scale = None if weight is None else weight.data.reshape(param_shape)
     rows = _channels_last_rows(centred, stat_axes)
-    if rows is not None and weight is not None and bias is not None and weight.dtype == bias.dtype == np.float32:
+    fused = rows is not None and weight is not None and bias is not None and weight.dtype == bias.dtype == np.float32
+    if fused:
         # BatchNorm of a convolution's output: one pass, rounded as the NumPy lines below
         normed, out = (_like(centred, r) for r in scale_shift_rows(rows, inv_std.reshape(-1), weight.data, bias.data))
     else:
@@ -435,6 +437,13 @@ def _scale_and_shift(x, centred, inv_std, weight, bias, stat_axes, param_shape, 
             out += bias.data.reshape(param_shape)
 
     def backward(g):
+        g_rows = _channels_last_rows(g, stat_axes) if fused and batch_stats and g.dtype == np.float32 else None
+        if g_rows is not None:   # the lines below in two passes over channels-last rows, with their bits
+            normed_rows = _channels_last_rows(normed, stat_axes)
+            sums = batch_norm_grad_sums(g_rows, normed_rows, weight.data)
+            mean_gn, mean_gn_normed = _divide(sums[1], g_rows.shape[0]), _divide(sums[2], g_rows.shape[0])
+            gx = batch_norm_grad_scaled_rows(g_rows, weight.data, normed_rows, mean_gn, mean_gn_normed, inv_std.reshape(-1))
+            return _like(g, gx), sums[3].copy(), sums[0].copy()
         gn = g * scale if scale is not None else g
         if batch_stats:   # the mean and variance depend on x too
             mean_gn = _stat_sum(gn, stat_axes, mean=True, keepdims=True)

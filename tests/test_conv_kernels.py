@@ -108,6 +108,17 @@ def test_channel_sums_give_the_bits_of_numpys_reductions(shape):
     gx = CH.batch_norm_grad_rows(rows, rows[::-1].copy(), m1, m2, inv_std)
     assert same_bits(gx, CH.batch_norm_grad_rows_numpy(rows, rows[::-1].copy(), m1, m2, inv_std))
     assert same_bits(gx, inv_std * ((rows - m1) - rows[::-1] * m2))
+    # the backward's fused passes: NumPy's sums over the channels-last views, and its gradient formula
+    g = (rng.standard_normal(shape) * 10.0 ** rng.integers(-3, 3, shape)).astype(np.float32)
+    g_view = np.ascontiguousarray(g.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    g_rows, normed = g_view.transpose(0, 2, 3, 1).reshape(rows.shape), rows[::-1].copy()
+    normed_view = normed.reshape(shape[0], shape[2], shape[3], shape[1]).transpose(0, 3, 1, 2)
+    gn_view = g_view * w.reshape(1, -1, 1, 1)
+    expected = [a.sum(axis=(0, 2, 3), dtype=np.float32) for a in (g_view, gn_view, gn_view * normed_view, g_view * normed_view)]
+    for grad_sums in (CH.batch_norm_grad_sums, CH.batch_norm_grad_sums_numpy):
+        assert all(same_bits(ours, theirs) for ours, theirs in zip(grad_sums(g_rows, normed, w), expected))
+    for grad_rows in (CH.batch_norm_grad_scaled_rows, CH.batch_norm_grad_scaled_rows_numpy):
+        assert same_bits(grad_rows(g_rows, w, normed, m1, m2, inv_std), inv_std * ((g_rows * w - m1) - normed * m2))
 
 
 def test_batch_norm_of_a_convolution_keeps_numpys_bits():

@@ -11,8 +11,10 @@ NumPy spends most of its time between loops. Here:
 - ``centred_square_sums(rows, mean)``: ``centred = rows - mean`` (float32) and the sums of
   ``centred * centred`` (each product rounded to float32, then added row after row), the variance's
   two NumPy passes in one;
-- ``scale_shift_rows`` and ``batch_norm_grad_rows``: BatchNorm's element-wise formulas (below) in
-  one pass each, every operation rounded to float32 in the order NumPy evaluates the expression;
+- ``batch_norm_grad_sums``: the four sums of BatchNorm's backward (of g, g * weight,
+  g * weight * normed and g * normed) in one pass, each in ``channel_sums``' order;
+- ``scale_shift_rows``, ``batch_norm_grad_rows`` and ``batch_norm_grad_scaled_rows``: BatchNorm's
+  element-wise formulas (below) in one pass each, every operation rounded to float32 in the order NumPy evaluates the expression;
   NumPy broadcasting a per-channel vector over such rows also runs a 16-element inner loop.
 
 Threads split the channels, never a channel's sum, so the bits are NumPy's on every CPU and
@@ -134,6 +136,58 @@ def batch_norm_grad_rows(gn, normed, mean_gn, mean_gn_normed, inv_std):
     return gx
 
 
+@njit(cache=True, parallel=True)
+def _grad_sums(g, normed, weight, out):
+    m, c = g.shape
+    for t in prange((c + CB - 1) // CB):
+        c0 = t * CB
+        width = min(CB, c - c0)
+        acc = np.zeros((4, CB), np.float32)   # sums of g, g w, (g w) normed, g normed
+        for r in range(m):
+            for j in range(width):
+                value, x_hat = g[r, c0 + j], normed[r, c0 + j]
+                scaled = value * weight[c0 + j]
+                acc[0, j] += value
+                acc[1, j] += scaled
+                acc[2, j] += scaled * x_hat
+                acc[3, j] += value * x_hat
+        out[:, c0:c0 + width] = acc[:, :width]
+
+
+def batch_norm_grad_sums(g, normed, weight):
+    """BatchNorm's four backward sums over C-contiguous (M, C) float32 rows, as a (4, C) array: the
+    column sums of ``g``, ``gn = g * weight``, ``gn * normed`` and ``g * normed`` (each product
+    rounded to float32, then added row after row, as ``channel_sums`` adds)."""
+    out = np.empty((4, g.shape[1]), np.float32)
+    threads.run(_grad_sums, g.size * 4 * NS_PER_ELEMENT, g, normed, np.ascontiguousarray(weight, np.float32), out)
+    return out
+
+
+@njit(cache=True, parallel=True)
+def _batch_norm_grad_scaled(g, weight, normed, mean_gn, mean_gn_normed, inv_std, gx):
+    m, c = g.shape
+    for r in prange(m):
+        for ch in range(c):
+            gx[r, ch] = inv_std[ch] * ((g[r, ch] * weight[ch] - mean_gn[ch]) - normed[r, ch] * mean_gn_normed[ch])
+
+
+def batch_norm_grad_scaled_rows(g, weight, normed, mean_gn, mean_gn_normed, inv_std):
+    """``batch_norm_grad_rows`` of ``gn = g * weight`` without writing ``gn`` out."""
+    gx = np.empty_like(g)
+    threads.run(_batch_norm_grad_scaled, g.size * 3 * NS_PER_ELEMENT, g, np.ascontiguousarray(weight, np.float32), normed,
+                mean_gn, mean_gn_normed, inv_std, gx)
+    return gx
+
+
+def batch_norm_grad_sums_numpy(g, normed, weight):
+    gn = g * weight
+    return np.stack([channel_sums_numpy(a) for a in (g, gn, gn * normed, g * normed)])
+
+
+def batch_norm_grad_scaled_rows_numpy(g, weight, normed, mean_gn, mean_gn_normed, inv_std):
+    return batch_norm_grad_rows_numpy(g * weight, normed, mean_gn, mean_gn_normed, inv_std)
+
+
 def scale_shift_rows_numpy(centred, inv_std, weight, bias):
     normed = centred * inv_std
     out = normed * weight
@@ -158,3 +212,4 @@ def centred_square_sums_numpy(rows, mean):
 if config.DISABLE_JIT:   # Python loops over every element would crawl: the NumPy forms instead
     channel_sums, centred_square_sums = channel_sums_numpy, centred_square_sums_numpy
     scale_shift_rows, batch_norm_grad_rows = scale_shift_rows_numpy, batch_norm_grad_rows_numpy
+    batch_norm_grad_sums, batch_norm_grad_scaled_rows = batch_norm_grad_sums_numpy, batch_norm_grad_scaled_rows_numpy
