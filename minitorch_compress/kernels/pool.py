@@ -8,7 +8,8 @@ of window (i, j), windows taken in row-major order, as ``np.add.at`` does: where
 and share a maximum, the sums are rounded in the same order.
 
 Copies, comparisons and ordered additions: the same bits on every CPU and thread count (threads
-split (image, channel) planes, which no window crosses). ``*_numpy`` are the NumPy forms the
+split (image, channel) planes, which no window crosses; for channels-last ``x``, the forward's
+threads split output rows and the backward's images, channels innermost, reading memory in order). ``*_numpy`` are the NumPy forms the
 tests compare with; they run instead with ``NUMBA_DISABLE_JIT=1``.
 """
 import numpy as np
@@ -39,12 +40,36 @@ def _max_pool(x, kh, kw, sh, sw, out, arg):
                 arg[b, ch, i, j] = at
 
 
+@njit(cache=True, parallel=True)
+def _max_pool_channels_last(x, kh, kw, sh, sw, out, arg):
+    n, c, ho, wo = out.shape
+    for t in prange(n * ho):   # one output row of an image, all channels: x's memory in order
+        b, i = t // ho, t % ho
+        for j in range(wo):
+            for ch in range(c):
+                best, at = x[b, ch, i * sh, j * sw], 0
+                for p in range(1, kh * kw):
+                    if best != best:
+                        break
+                    value = x[b, ch, i * sh + p // kw, j * sw + p % kw]
+                    if not value <= best:
+                        best, at = value, p
+                out[b, ch, i, j] = best
+                arg[b, ch, i, j] = at
+
+
+def _channels_last(x):
+    """Whether the channels of an NCHW array are its smallest stride (a convolution's output)."""
+    return x.shape[1] > 1 and abs(x.strides[1]) <= min(abs(s) for s in x.strides[2:])
+
+
 def max_pool(x, kh, kw, sh, sw):
     """(out, arg) of a max pooling of the NCHW array ``x`` (see the module docstring)."""
     n, c, h, w = x.shape
     shape = (n, c, (h - kh) // sh + 1, (w - kw) // sw + 1)
     out, arg = np.empty(shape, x.dtype), np.empty(shape, np.int32)
-    threads.run(_max_pool, x.size * NS_PER_ELEMENT, x, kh, kw, sh, sw, out, arg)
+    kernel = _max_pool_channels_last if _channels_last(x) else _max_pool   # each window compared in the same order
+    threads.run(kernel, x.size * NS_PER_ELEMENT, x, kh, kw, sh, sw, out, arg)
     return out, arg
 
 
@@ -67,9 +92,21 @@ def _max_pool_backward(g, arg, dx, kw, sh, sw):
                 dx[b, ch, i * sh + p // kw, j * sw + p % kw] += g[b, ch, i, j]
 
 
+@njit(cache=True, parallel=True)
+def _max_pool_backward_channels_last(g, arg, dx, kw, sh, sw):
+    n, c, ho, wo = g.shape
+    for b in prange(n):        # each plane's windows still in row-major order
+        for i in range(ho):
+            for j in range(wo):
+                for ch in range(c):
+                    p = arg[b, ch, i, j]
+                    dx[b, ch, i * sh + p // kw, j * sw + p % kw] += g[b, ch, i, j]
+
+
 def max_pool_backward(g, arg, dx, kh, kw, sh, sw):
     """Add each ``g[n, c, i, j]`` to ``dx`` (N, C, H, W) at window (i, j)'s maximum, in place."""
-    threads.run(_max_pool_backward, dx.size * NS_PER_ELEMENT, g, arg, dx, kw, sh, sw)
+    kernel = _max_pool_backward_channels_last if _channels_last(dx) else _max_pool_backward
+    threads.run(kernel, dx.size * NS_PER_ELEMENT, g, arg, dx, kw, sh, sw)
 
 
 def max_pool_backward_numpy(g, arg, dx, kh, kw, sh, sw):
