@@ -136,22 +136,57 @@ def batch_norm_grad_rows(gn, normed, mean_gn, mean_gn_normed, inv_std):
     return gx
 
 
+@njit(cache=True, inline="always")
+def _grad_sums4(g, normed, weight, c0, out):
+    """The four backward sums of channels c0..c0+3, in sixteen scalars."""
+    w0, w1, w2, w3 = weight[c0], weight[c0 + 1], weight[c0 + 2], weight[c0 + 3]
+    a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = np.float32(0)
+    d0 = d1 = d2 = d3 = e0 = e1 = e2 = e3 = np.float32(0)
+    for r in range(g.shape[0]):
+        row, x_hat = g[r], normed[r]
+        v0, v1, v2, v3 = row[c0], row[c0 + 1], row[c0 + 2], row[c0 + 3]
+        n0, n1, n2, n3 = x_hat[c0], x_hat[c0 + 1], x_hat[c0 + 2], x_hat[c0 + 3]
+        s0, s1, s2, s3 = v0 * w0, v1 * w1, v2 * w2, v3 * w3
+        a0 += v0
+        a1 += v1
+        a2 += v2
+        a3 += v3
+        b0 += s0
+        b1 += s1
+        b2 += s2
+        b3 += s3
+        d0 += s0 * n0
+        d1 += s1 * n1
+        d2 += s2 * n2
+        d3 += s3 * n3
+        e0 += v0 * n0
+        e1 += v1 * n1
+        e2 += v2 * n2
+        e3 += v3 * n3
+    out[0, c0], out[0, c0 + 1], out[0, c0 + 2], out[0, c0 + 3] = a0, a1, a2, a3
+    out[1, c0], out[1, c0 + 1], out[1, c0 + 2], out[1, c0 + 3] = b0, b1, b2, b3
+    out[2, c0], out[2, c0 + 1], out[2, c0 + 2], out[2, c0 + 3] = d0, d1, d2, d3
+    out[3, c0], out[3, c0 + 1], out[3, c0 + 2], out[3, c0 + 3] = e0, e1, e2, e3
+
+
 @njit(cache=True, parallel=True)
 def _grad_sums(g, normed, weight, out):
     m, c = g.shape
-    for t in prange((c + CB - 1) // CB):
-        c0 = t * CB
-        width = min(CB, c - c0)
-        acc = np.zeros((4, CB), np.float32)   # sums of g, g w, (g w) normed, g normed
-        for r in range(m):
-            for j in range(width):
-                value, x_hat = g[r, c0 + j], normed[r, c0 + j]
-                scaled = value * weight[c0 + j]
-                acc[0, j] += value
-                acc[1, j] += scaled
-                acc[2, j] += scaled * x_hat
-                acc[3, j] += value * x_hat
-        out[:, c0:c0 + width] = acc[:, :width]
+    for t in prange((c + 3) // 4):
+        c0 = t * 4
+        if c0 + 4 <= c:
+            _grad_sums4(g, normed, weight, c0, out)
+        else:                  # the last few channels, one at a time
+            for ch in range(c0, c):
+                a = b = d = e = np.float32(0)
+                for r in range(m):
+                    value, x_hat = g[r, ch], normed[r, ch]
+                    scaled = value * weight[ch]
+                    a += value
+                    b += scaled
+                    d += scaled * x_hat
+                    e += value * x_hat
+                out[0, ch], out[1, ch], out[2, ch], out[3, ch] = a, b, d, e
 
 
 def batch_norm_grad_sums(g, normed, weight):
