@@ -538,10 +538,11 @@ def attention(query, key, value, attn_mask=None, dropout_p=0.0, scale=None):
         mask = np.asarray(attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask)
         add = np.where(mask, 0.0, -np.inf) if mask.dtype == bool else mask
         empty = np.broadcast_to(np.isneginf(add).all(axis=-1, keepdims=True), scores.shape[:-1] + (1,))
-        if empty.any():   # rows with no allowed key: finite scores, then weights multiplied by 0
+        any_empty = empty.any()
+        if any_empty:   # rows with no allowed key: finite scores, then weights multiplied by 0
             add = np.where(empty, 0.0, add)
         weights = softmax(scores + Tensor(add.astype(scores.dtype)), dim=-1)
-        if empty.any():
+        if any_empty:
             weights = weights * Tensor((~empty).astype(scores.dtype))
     if dropout_p:
         weights = dropout(weights, dropout_p)

@@ -353,6 +353,16 @@ class DynamicLinear(PackedLayer):
                 f"qscheme={self._qweight.qscheme()}, reduce_range={self.reduce_range}")
 
 
+def _dynamic_linear(weight, bias, qconfig):
+    """A ``DynamicLinear`` from a float (out, in) weight and a bias (or None), observed with ``qconfig``."""
+    linear = nn.Linear(weight.shape[1], weight.shape[0], bias is not None)
+    linear.weight.data = weight.astype(np.float32)
+    if bias is not None:
+        linear.bias.data = bias.astype(np.float32)
+    linear.qconfig = qconfig
+    return DynamicLinear.from_float(linear)
+
+
 class DynamicMultiheadAttention(nn.MultiheadAttention):
     """``nn.MultiheadAttention`` with its four projections as ``DynamicLinear`` layers (int8 weights,
     activations quantized per batch), from ``quantize_dynamic(model, {nn.Linear, nn.MultiheadAttention})``.
@@ -393,20 +403,13 @@ class DynamicMultiheadAttention(nn.MultiheadAttention):
         inner = mod.num_heads * mod.head_dim
         qmod = cls(mod.embed_dim, mod.num_heads, mod.dropout, mod.in_proj_bias is not None, mod.batch_first,
                    mod.head_dim)
-        qconfig = getattr(mod, "qconfig", None)
+        qconfig, w, b = getattr(mod, "qconfig", None), mod.in_proj_weight.data, mod.in_proj_bias
         for i, name in enumerate(("linear_Q", "linear_K", "linear_V")):
-            block = nn.Linear(mod.embed_dim, inner, mod.in_proj_bias is not None)
-            block.weight.data = mod.in_proj_weight.data[i * inner:(i + 1) * inner].astype(np.float32)
-            if mod.in_proj_bias is not None:
-                block.bias.data = mod.in_proj_bias.data[i * inner:(i + 1) * inner].astype(np.float32)
-            block.qconfig = qconfig
-            setattr(qmod, name, DynamicLinear.from_float(block))
-        out = nn.Linear(inner, mod.embed_dim, mod.out_proj.bias is not None)
-        out.weight.data = mod.out_proj.weight.data.astype(np.float32)
-        if mod.out_proj.bias is not None:
-            out.bias.data = mod.out_proj.bias.data.astype(np.float32)
-        out.qconfig = getattr(mod.out_proj, "qconfig", qconfig)
-        qmod.out_proj = DynamicLinear.from_float(out)
+            rows = slice(i * inner, (i + 1) * inner)
+            setattr(qmod, name, _dynamic_linear(w[rows], None if b is None else b.data[rows], qconfig))
+        bias = mod.out_proj.bias
+        qmod.out_proj = _dynamic_linear(mod.out_proj.weight.data, None if bias is None else bias.data,
+                                        getattr(mod.out_proj, "qconfig", qconfig))
         if mod.head_mask is not None:
             qmod.head_mask = Tensor(np.array(mod.head_mask.data, np.float32))
         return qmod.train(mod.training)
