@@ -77,13 +77,17 @@ class MultiheadAttention(Module):
         if self.num_heads == 0:
             return self._headless(query, key, need_weights, average_attn_weights)
         q, k, v = (self._heads(x) for x in self.in_projections(query, key, value))
-        blocked = np.zeros((n, 1, length, key.shape[1]), bool)
-        if attn_mask is not None:
-            blocked = blocked | np.asarray(attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask, bool)
-        if key_padding_mask is not None:
-            pad = np.asarray(key_padding_mask.data if isinstance(key_padding_mask, Tensor) else key_padding_mask, bool)
-            blocked = blocked | pad[:, None, None, :]
-        out, weights = F.attention(q, k, v, ~blocked, self.dropout if self.training else 0.0)
+        allowed = None      # no mask: every key, without adding a tensor of zeros to the scores
+        if attn_mask is not None or key_padding_mask is not None:
+            blocked = np.zeros((n, 1, length, key.shape[1]), bool)
+            if attn_mask is not None:
+                blocked = blocked | np.asarray(attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask, bool)
+            if key_padding_mask is not None:
+                pad = np.asarray(key_padding_mask.data if isinstance(key_padding_mask, Tensor) else key_padding_mask,
+                                 bool)
+                blocked = blocked | pad[:, None, None, :]
+            allowed = ~blocked
+        out, weights = F.attention(q, k, v, allowed, self.dropout if self.training else 0.0)
         if self.head_mask is not None:
             if self.head_mask.shape != (self.num_heads,):
                 raise ValueError(f"head_mask of shape {self.head_mask.shape} does not fit num_heads={self.num_heads}")
