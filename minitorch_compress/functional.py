@@ -508,16 +508,20 @@ def gelu(input, approximate="none"):
     xd = x.data.astype(np.float64)
     if approximate == "none":
         cdf = 0.5 * erfc(-xd / np.sqrt(2))
-        slope = cdf + xd * exp(-0.5 * xd * xd) / np.sqrt(2 * np.pi)
+
+        def slope():
+            return cdf + xd * exp(-0.5 * xd * xd) / np.sqrt(2 * np.pi)
     elif approximate == "tanh":
         c = np.sqrt(2 / np.pi)
         t = tanh_array(c * (xd + 0.044715 * xd ** 3))
         cdf = 0.5 * (1 + t)
-        slope = cdf + 0.5 * xd * (1 - t * t) * c * (1 + 3 * 0.044715 * xd * xd)
+
+        def slope():
+            return cdf + 0.5 * xd * (1 - t * t) * c * (1 + 3 * 0.044715 * xd * xd)
     else:
         raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
-    slope = slope.astype(x.dtype)
-    return op_result((xd * cdf).astype(x.dtype), (x,), lambda g: (g * slope,))
+    # the slope only when a backward pass asks for it: evaluation skips its exp
+    return op_result((xd * cdf).astype(x.dtype), (x,), lambda g: (g * slope().astype(x.dtype),))
 
 
 def attention(query, key, value, attn_mask=None, dropout_p=0.0, scale=None):
