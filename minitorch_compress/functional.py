@@ -509,19 +509,21 @@ def gelu(input, approximate="none"):
     if approximate == "none":
         cdf = 0.5 * erfc(-xd / np.sqrt(2))
 
-        def slope():
+        def slope(xd):
             return cdf + xd * exp(-0.5 * xd * xd) / np.sqrt(2 * np.pi)
     elif approximate == "tanh":
         c = np.sqrt(2 / np.pi)
-        t = tanh_array(c * (xd + 0.044715 * (xd * xd * xd)))   # not xd ** 3: libm pow varies by platform
+        t = tanh_array(c * (xd + 0.044715 * (xd * xd * xd)))   # not xd ** 3: NumPy's power varies by CPU
         cdf = 0.5 * (1 + t)
 
-        def slope():
+        def slope(xd):
             return cdf + 0.5 * xd * (1 - t * t) * c * (1 + 3 * 0.044715 * xd * xd)
     else:
         raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
-    # the slope only when a backward pass asks for it: evaluation skips its exp
-    return op_result((xd * cdf).astype(x.dtype), (x,), lambda g: (g * slope().astype(x.dtype),))
+
+    def backward(g):   # the slope only when a backward pass asks for it: evaluation skips its exp
+        return (g * slope(x.data.astype(np.float64)).astype(x.dtype),)
+    return op_result((xd * cdf).astype(x.dtype), (x,), backward)
 
 
 def attention(query, key, value, attn_mask=None, dropout_p=0.0, scale=None):
