@@ -12,7 +12,7 @@ from numba import njit
 import minitorch_compress as mc
 from minitorch_compress import kernels as K
 from minitorch_compress.kernels import microkernel
-from minitorch_compress.kernels.dense import matmul_reference
+from minitorch_compress.kernels.dense import KC, matmul_reference
 from minitorch_compress.kernels.int8 import int8_matmul_reference
 from minitorch_compress.kernels.requant import int8_linear_dequant_reference, int8_linear_requant_reference
 from minitorch_compress.kernels.transpose import transpose_reference, transpose_rows
@@ -46,7 +46,7 @@ def test_matmul_random_shapes(m, k, n, seed):
     np.testing.assert_allclose(out, matmul_reference(a, b), rtol=1e-4, atol=1e-4 * max(k, 1) ** 0.5)
 
 
-@pytest.mark.parametrize("m,k,n", [(128, 784, 256), (64, 1024, 1024), (9, 300, 33), (16, 17, 100)])
+@pytest.mark.parametrize("m,k,n", [(128, 784, 256), (64, 2 * KC + 40, 200), (9, 300, 33), (16, 17, 100)])
 def test_matmul_blocked_shapes(m, k, n):
     # several k-blocks, several tasks, and edges that are not multiples of the tile
     rng = np.random.default_rng(0)
@@ -364,7 +364,7 @@ SMALLER_CPU_CHECKS = textwrap.dedent("""
     import numpy as np
     from minitorch_compress import kernels as K
     from minitorch_compress.kernels import microkernel
-    from minitorch_compress.kernels.dense import matmul_reference
+    from minitorch_compress.kernels.dense import KC, matmul_reference
     from minitorch_compress.kernels.int8 import int8_matmul_reference
     from minitorch_compress.sparse import CSRMatrix
     assert (microkernel.MR, microkernel.NR, K.has_vnni()) == (6, 16, False), (microkernel.MR, microkernel.NR)
@@ -544,8 +544,14 @@ def test_tile_python_is_the_intrinsic_bit_for_bit(kind):
     from minitorch_compress.kernels.microkernel import MR, NR
     if kind == "int8" and not K.has_vnni():
         kind = "int16"   # vpdpbusd exists only with AVX512-VNNI; the portable kernel everywhere
-    rng = np.random.default_rng(1)
-    kc, a_rs = 37, 41                       # lanes per A row; C rows NR + 3 lanes apart
+    for kc in (1, 3, 4, 37):   # below, at and past the float32 unroll (microkernel.K_UNROLL = 4)
+        _check_tile(kind, kc)
+
+
+def _check_tile(kind, kc):
+    from minitorch_compress.kernels.microkernel import MR, NR
+    rng = np.random.default_rng(kc)
+    a_rs = 41                               # lanes per A row; C rows NR + 3 lanes apart
     if kind == "float32":
         a = rng.standard_normal(MR * a_rs).astype(np.float32)
         b = rng.standard_normal(kc * NR).astype(np.float32)

@@ -12,16 +12,35 @@ gains in the loop. The product then runs as
 blocks of at most ``KC`` and calling the ``MR x NR`` micro-kernel, whose accumulators stay in
 vector registers. Packing costs O(KN) against the O(MNK) product.
 """
+import glob
+
 import numpy as np
 from numba import njit, prange
 
 from . import threads
-from .microkernel import NR, blocked_product, reads_in_place, row_buffer
+from .microkernel import MC, NR, blocked_product, reads_in_place, row_buffer
 from .transpose import pack_transposed_strips, transpose_rows
 from .validate import check_inner, check_matrix
 from .workspace import scratch
 
-KC = 256        # k-block: MR rows of KC values of A are 8 KiB, a KC x NR strip of B 32 KiB
+
+def l2_bytes():
+    """One core's L2 cache in bytes, as Linux reports it; 256 KiB (a Haswell's) where it does not."""
+    for index in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*"):
+        try:
+            with open(f"{index}/level") as level, open(f"{index}/size") as size:
+                if level.read().strip() == "2":
+                    text = size.read().strip()
+                    return int(text[:-1]) * {"K": 1024, "M": 1024 ** 2}[text[-1]]
+        except (OSError, ValueError, KeyError):
+            pass
+    return 256 * 1024
+
+
+# k-block: a task's A block (MC rows of KC floats: 192 KiB on AVX2, 256 KiB with AVX-512 at
+# KC = 1024) stays within half the L2, beside the B strip it meets. Longer blocks mean fewer
+# passes of C through the tiles (benchmarks/README.md). Blocking does not change the bits.
+KC = 1024 if MC * 1024 * 4 <= l2_bytes() // 2 else 512
 NS_PER_MAC = 0.024   # one thread
 NS_PER_PACKED = 0.5  # one thread, per element of B packed
 
