@@ -84,14 +84,16 @@ NO_JIT = """
 import sys
 import numpy as np
 from minitorch_compress import kernels
+from minitorch_compress.kernels import transcendental
 rng = np.random.default_rng(0)
 a, b = rng.standard_normal((3, 5, 7)).astype(np.float32), rng.standard_normal((3, 7, 4)).astype(np.float32)
 z = np.concatenate([rng.standard_normal(200) * 3, [4.5, -5.0, np.inf]])
-np.savez(sys.argv[1], product=kernels.batched_matmul(a, b), erfc=kernels.erfc(z))
+x = np.concatenate([rng.uniform(-745, -700, 200), rng.standard_normal(200) * 30, [709.5, -744.5, -np.inf, np.nan]])
+np.savez(sys.argv[1], product=kernels.batched_matmul(a, b), erfc=kernels.erfc(z), exp=transcendental.exp(x))
 """
 
 
 def test_kernels_run_as_plain_python_with_the_same_bits(tmp_path):
     python, compiled = run_jit_off_and_on(NO_JIT, tmp_path)
-    for key in ("product", "erfc"):
+    for key in ("product", "erfc", "exp"):   # exp down to its subnormal results (2^k built two ways)
         assert python[key].tobytes() == compiled[key].tobytes(), key

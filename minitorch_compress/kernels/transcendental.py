@@ -24,7 +24,9 @@ rounded. ``power(x, p)`` builds on them: repeated squaring for an integer p, exp
 import math
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import config, njit, prange, types
+from numba.extending import intrinsic
 
 from . import threads
 from .validate import as_array
@@ -39,6 +41,35 @@ EXPM1_COEFFS = tuple(1.0 / math.factorial(n + 1) for n in range(18))         # e
 ATANH_COEFFS = tuple(1.0 / (2 * n + 1) for n in range(13))                   # atanh(s) / s, in s^2
 EXP_MAX, EXP_MIN = 709.0, -744.0     # beyond: inf and 0 (float64's last subnormals are given up)
 POW2 = np.ldexp(1.0, np.arange(-1074, 1024))  # 2^k, exact, for k in [-1074, 1023]: 2^k * p rounds once
+
+
+TWO_M54 = 2.0 ** -54
+
+
+@intrinsic
+def _pow2(typingctx, k):
+    """2^k for an integer-valued float64 k in [-1022, 1023] (a normal number): the exponent field
+    set directly, ``(k + 1023) << 52``. Converting k through int32 rather than int64 lets LLVM
+    vectorise it on AVX2, which has no vector conversion of doubles to 64-bit integers."""
+    if not isinstance(k, types.Float):
+        return None
+
+    def codegen(context, builder, signature, args):
+        i64 = ir.IntType(64)
+        n = builder.sext(builder.fptosi(args[0], ir.IntType(32)), i64)
+        return builder.bitcast(builder.shl(builder.add(n, ir.Constant(i64, 1023)), ir.Constant(i64, 52)),
+                               ir.DoubleType())
+
+    return types.float64(types.float64), codegen
+
+
+def _pow2_python(k):
+    """``_pow2`` in Python: what runs with ``NUMBA_DISABLE_JIT=1``."""
+    return math.ldexp(1.0, int(k))
+
+
+if config.DISABLE_JIT:
+    _pow2 = _pow2_python
 
 
 # ----- the scalar functions, as a learner steps through them --------------------------------
@@ -59,9 +90,12 @@ def exp_scalar(x):
         return math.inf
     if x < EXP_MIN:
         return 0.0
-    k = math.floor(x * INV_LN2 + 0.5)
+    k = np.floor(x * INV_LN2 + 0.5)      # a float: no conversion to a 64-bit integer and back
     r = (x - k * LN2_HI) - k * LN2_LO
-    return _horner(EXP_COEFFS, r) * POW2[int(k) + 1074]
+    # times 2^k, rounded once: for a subnormal 2^k (k < -1022), times 2^(k+54) (exact) then 2^-54
+    tiny = k < -1022.0
+    p = _horner(EXP_COEFFS, r) * _pow2(k + 54.0 if tiny else k)
+    return p * TWO_M54 if tiny else p
 
 
 @njit(cache=True)
