@@ -11,7 +11,7 @@ from numba import njit
 
 import minitorch_compress as mc
 from minitorch_compress import kernels as K
-from minitorch_compress.kernels import microkernel
+from minitorch_compress.kernels import dense, microkernel
 from minitorch_compress.kernels.dense import KC, matmul_reference
 from minitorch_compress.kernels.int8 import int8_matmul_reference
 from minitorch_compress.kernels.requant import int8_linear_dequant_reference, int8_linear_requant_reference
@@ -46,7 +46,8 @@ def test_matmul_random_shapes(m, k, n, seed):
     np.testing.assert_allclose(out, matmul_reference(a, b), rtol=1e-4, atol=1e-4 * max(k, 1) ** 0.5)
 
 
-@pytest.mark.parametrize("m,k,n", [(128, 784, 256), (64, 2 * KC + 40, 200), (9, 300, 33), (16, 17, 100)])
+@pytest.mark.parametrize("m,k,n", [(128, 784, 256), (64, 1024, 1024), (64, 2 * KC + 40, 200), (9, 300, 33),
+                                   (16, 17, 100)])
 def test_matmul_blocked_shapes(m, k, n):
     # several k-blocks, several tasks, and edges that are not multiples of the tile
     rng = np.random.default_rng(0)
@@ -56,6 +57,17 @@ def test_matmul_blocked_shapes(m, k, n):
     # b as a Linear's W.T (packed by transposing W's rows) and a as a strided view (copied): same bits
     np.testing.assert_array_equal(K.matmul(a, np.ascontiguousarray(b.T).T), out)
     np.testing.assert_array_equal(K.matmul(np.asfortranarray(a), b), out)
+
+
+def test_matmul_same_bits_for_any_k_block(monkeypatch):
+    # KC follows the machine's L2 (1024 or 512); the sums' order, and so the bits, must not
+    rng = np.random.default_rng(2)
+    a, b = _f32(rng, 20, 2088), _f32(rng, 2088, 40)
+    results = []
+    for kc in (1024, 512, 7):
+        monkeypatch.setattr(dense, "KC", kc)
+        results.append(K.matmul(a, b).tobytes())
+    assert results[0] == results[1] == results[2]
 
 
 def test_matmul_non_contiguous_inputs():
@@ -364,7 +376,7 @@ SMALLER_CPU_CHECKS = textwrap.dedent("""
     import numpy as np
     from minitorch_compress import kernels as K
     from minitorch_compress.kernels import microkernel
-    from minitorch_compress.kernels.dense import KC, matmul_reference
+    from minitorch_compress.kernels.dense import matmul_reference
     from minitorch_compress.kernels.int8 import int8_matmul_reference
     from minitorch_compress.sparse import CSRMatrix
     assert (microkernel.MR, microkernel.NR, K.has_vnni()) == (6, 16, False), (microkernel.MR, microkernel.NR)
@@ -541,10 +553,9 @@ def _call_tile(a, a_off, a_rs, b, b_off, kc, c, c_off, c_rs, init, init_off, acc
 
 @pytest.mark.parametrize("kind", ["float32", "int16", "int8"])
 def test_tile_python_is_the_intrinsic_bit_for_bit(kind):
-    from minitorch_compress.kernels.microkernel import MR, NR
     if kind == "int8" and not K.has_vnni():
         kind = "int16"   # vpdpbusd exists only with AVX512-VNNI; the portable kernel everywhere
-    for kc in (1, 3, 4, 37):   # below, at and past the float32 unroll (microkernel.K_UNROLL = 4)
+    for kc in [*range(1, 10), 37]:   # below, at and past the float32 unroll (microkernel.K_UNROLL = 4)
         _check_tile(kind, kc)
 
 

@@ -27,14 +27,16 @@ from .workspace import scratch
 
 
 def l2_bytes():
-    """One core's L2 cache in bytes, as Linux reports it; 256 KiB (a Haswell's) where it does not."""
+    """The L2 cache of the first CPU in bytes, as Linux reports it ("1024K", "1M" or bytes); 256 KiB
+    (a Haswell's) where it does not. Only speed depends on it."""
     for index in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*"):
         try:
             with open(f"{index}/level") as level, open(f"{index}/size") as size:
                 if level.read().strip() == "2":
                     text = size.read().strip()
-                    return int(text[:-1]) * {"K": 1024, "M": 1024 ** 2}[text[-1]]
-        except (OSError, ValueError, KeyError):
+                    scale = {"K": 1024, "M": 1024 ** 2}.get(text[-1:], 1)
+                    return int(text[:-1] if scale > 1 else text) * scale
+        except (OSError, ValueError):
             pass
     return 256 * 1024
 
@@ -51,7 +53,7 @@ NS_PER_PACKED = 0.5  # one thread, per element of B packed
 def _copy16(typingctx, src, s_off, dst, d_off):
     """dst.flat[d_off:d_off + 16] = src.flat[s_off:s_off + 16] (float32): one vector load and store,
     where a Numba slice assignment of 16 floats cost about three times as much in ``_pack_b``."""
-    if not (isinstance(src, types.Array) and isinstance(dst, types.Array)):
+    if not all(isinstance(arr, types.Array) and arr.dtype == types.float32 and arr.layout == "C" for arr in (src, dst)):
         return None
     sig = types.void(src, types.intp, dst, types.intp)
 

@@ -221,7 +221,7 @@ def blocked_product(a, a_rs, b, k, kb, init, c):
     A is row-major with rows ``a_rs`` lanes apart (at least ``k`` of them, and rows up to a
     multiple of MR); B is packed in strips of NR columns, ``k`` steps of NR lanes each.
     Each task walks the steps in blocks of ``kb``, so that the A block stays in L2 and a B strip
-    in L1/L2, and within a block reuses each B strip for all of its row strips.
+    in L2, and within a block reuses each B strip for all of its row strips.
     """
     m, n = c.shape
     mtasks, ntasks = (m + MC - 1) // MC, (n + NT - 1) // NT

@@ -17,8 +17,8 @@ dtype. The polynomials are accurate to a few float64 ulps, far below float32's r
              (3e-15 relative);  erfc(-|z|) = 2 - erfc |z|;  1 for |z| < 2^-56
 
 Each function is a Numba kernel (``exp``, ``log``, ``tanh``, ``erfc``) with a NumPy twin doing the
-same operations in the same order (``exp_reference``...): the tests check that both agree bit for
-bit, and that float32 results are the float64 functions of NumPy (SciPy for erfc) correctly
+same operations in the same order (``exp_reference``...; only exp's 2^k is found another way, from a
+table, where the kernel sets its exponent bits): the tests check that both agree bit for bit, and that float32 results are the float64 functions of NumPy (SciPy for erfc) correctly
 rounded. ``power(x, p)`` builds on them: repeated squaring for an integer p, exp(p log x) otherwise.
 """
 import math
@@ -92,7 +92,8 @@ def exp_scalar(x):
         return 0.0
     k = np.floor(x * INV_LN2 + 0.5)      # a float: no conversion to a 64-bit integer and back
     r = (x - k * LN2_HI) - k * LN2_LO
-    # times 2^k, rounded once: for a subnormal 2^k (k < -1022), times 2^(k+54) (exact) then 2^-54
+    # times 2^k, rounded once: for a subnormal 2^k (k < -1022), times 2^(k+54) (exact) then 2^-54.
+    # EXP_MIN and EXP_MAX keep k in [-1073, 1023], so _pow2 only sees normal powers of two.
     tiny = k < -1022.0
     p = _horner(EXP_COEFFS, r) * _pow2(k + 54.0 if tiny else k)
     return p * TWO_M54 if tiny else p
