@@ -133,12 +133,13 @@ def tile(typingctx, a, a_off, a_rs, b, b_off, kc, c, c_off, c_rs, init, init_off
         # by one; each accumulator still sees k in order. The integer tiles need a register or
         # two more per step, and unrolled, LLVM spilled every accumulator of the AVX2 byte tile.
         unroll = K_UNROLL if isinstance(scalar, ir.FloatType) else 1
-        whole = builder.mul(builder.sdiv(kc, const(unroll)), const(unroll))
-        with cgutils.for_range(builder, builder.sdiv(kc, const(unroll))) as loop:
+        trips = builder.sdiv(kc, const(unroll))
+        with cgutils.for_range(builder, trips) as loop:
             for u in range(unroll):
                 step(builder.add(builder.mul(loop.index, const(unroll)), const(u)))
-        with cgutils.for_range(builder, kc, start=whole) as loop:
-            step(loop.index)
+        if unroll > 1:
+            with cgutils.for_range(builder, kc, start=builder.mul(trips, const(unroll))) as loop:
+                step(loop.index)
         for i in range(MR):
             for v in range(NV):
                 idioms.store(builder, builder.load(accs[i][v]), c_ptr, c_at[i][v])

@@ -18,8 +18,9 @@ dtype. The polynomials are accurate to a few float64 ulps, far below float32's r
 
 Each function is a Numba kernel (``exp``, ``log``, ``tanh``, ``erfc``) with a NumPy twin doing the
 same operations in the same order (``exp_reference``...; only exp's 2^k is found another way, from a
-table, where the kernel sets its exponent bits): the tests check that both agree bit for bit, and that float32 results are the float64 functions of NumPy (SciPy for erfc) correctly
-rounded. ``power(x, p)`` builds on them: repeated squaring for an integer p, exp(p log x) otherwise.
+table, where the kernel sets its exponent bits): the tests check that both agree bit for bit, and
+that float32 results are the float64 functions of NumPy (SciPy for erfc) correctly rounded.
+``power(x, p)`` builds on them: repeated squaring for an integer p, exp(p log x) otherwise.
 """
 import math
 
