@@ -150,6 +150,25 @@ def test_vnni_layout_by_transpose_matches_element_packing(n, k):
     pack_strips(w, expected, 4, NR)
     np.testing.assert_array_equal(_pack(w, np.int8), expected)
 
+@pytest.mark.parametrize("n,k", [(100, 2100), (1, 1), (0, 4), (3, 0)])
+def test_row_sums_match_numpy(n, k):
+    from minitorch_compress.kernels.int8 import row_sums
+    w = _i8(np.random.default_rng(10), n, k)
+    out = np.full(n, 99, np.int64)
+    row_sums(w, out)
+    np.testing.assert_array_equal(out, w.sum(axis=1, dtype=np.int64))
+
+
+def test_row_sums_at_the_largest_k_do_not_overflow():
+    # K = 2**16 codes of -128 or 127: the extremes the int32 running sum must hold
+    from minitorch_compress.kernels.int8 import MAX_K, row_sums
+    w = np.stack([np.full(MAX_K, -128, np.int8), np.full(MAX_K, 127, np.int8)])
+    out = np.zeros(2, np.int64)
+    row_sums(w, out)
+    np.testing.assert_array_equal(out, [-128 * 2 ** 16, 127 * 2 ** 16])
+    assert K.pack_int8_weight(w).row_sums.tolist() == [-128 * 2 ** 16, 127 * 2 ** 16]
+
+
 
 @requires_vnni
 def test_vnni_chosen_automatically():
