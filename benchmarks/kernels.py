@@ -18,9 +18,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 # before NumPy: the package sets the thread settings, which OpenBLAS reads when it loads (imported
 # after NumPy, its threads kept spinning ~100 ms after each call and halved our kernels' speed)
 from minitorch_compress import kernels as K  # noqa: E402
+from minitorch_compress.kernels import microkernel  # noqa: E402
 from minitorch_compress.sparse import CSRMatrix  # noqa: E402
 
 import numpy as np  # noqa: E402
+from numba import njit  # noqa: E402
 
 try:
     import torch
@@ -37,6 +39,33 @@ def row(label, seconds, reference, flops=None):
     print(f"  {label:<44} {seconds * 1e3:9.3f} ms {rate} {reference / seconds:7.2f}x")
 
 
+@njit(cache=True)
+def _tiles(a, a_rs, b, kc, c, init, reps):
+    """``reps`` passes over MC rows of A, one micro-kernel call (MR rows x one B strip) at a time."""
+    for _ in range(reps):
+        for s in range(microkernel.MC // microkernel.MR):
+            microkernel.tile(a, s * microkernel.MR * a_rs, a_rs, b, 0, kc, c, 0, microkernel.NR, init, 0, 0)
+
+
+def tile_rate(dtype, kc=256):
+    """Operations a second (two per multiply-add) of the micro-kernel alone, for B of ``dtype``:
+    MC rows of A and one B strip of ``kc`` steps, all in cache, and C a scratch tile. A whole
+    product adds packing, cache misses and stores of C to this, so its rate is a ceiling."""
+    rng = np.random.default_rng(0)
+    values = {np.float32: 1, np.int16: 2, np.int8: 4}[dtype]    # k-values in a 4-byte lane
+    a_rs, nr = kc + 16, microkernel.NR
+    if dtype == np.float32:
+        a, b = rng.standard_normal(microkernel.MC * a_rs).astype(np.float32), rng.standard_normal(kc * nr).astype(np.float32)
+        c = np.zeros(microkernel.MR * nr, np.float32)
+    else:
+        a = rng.integers(0, 128, microkernel.MC * a_rs * values).astype(np.uint8 if dtype == np.int8 else np.int16)
+        b, c = rng.integers(-128, 128, kc * nr * values).astype(dtype), np.zeros(microkernel.MR * nr, np.int32)
+    init = np.zeros(nr, c.dtype)
+    reps = max(1, int(2e8 / (microkernel.MC * kc * nr * values)))
+    seconds = median_time(lambda: _tiles(a, a_rs, b, kc, c, init, reps))
+    return 2 * reps * microkernel.MC * kc * nr * values / seconds
+
+
 def bench_dense(rng):
     print("dense float32 matmul (ratio: OpenBLAS time / this time)")
     for m, k, n in [(1024, 1024, 1024), (128, 784, 256)]:
@@ -50,6 +79,9 @@ def bench_dense(rng):
         if torch is not None:
             ta, tb = torch.from_numpy(a), torch.from_numpy(b)
             row("PyTorch", median_time(lambda: ta @ tb), ref, flops)
+    rate = tile_rate(np.float32)
+    print(f"  our micro-kernel alone, in cache: {rate / 1e9:.1f} GFLOP/s"
+          f" ({rate * ref / flops:.2f}x OpenBLAS's {m}x{k}x{n} above: the ceiling of a whole product)")
 
 
 def bench_csr(rng):
@@ -99,6 +131,12 @@ def bench_int8(rng):
     ref = times[0]
     for label, t in zip(fns, times):
         row(label, t, ref, flops)
+    # the micro-kernels alone bound what a whole product can reach against OpenBLAS's
+    print("  micro-kernels alone, in cache (the ceilings of whole products; ratio to OpenBLAS float32 above):")
+    for label, dtype in [("float32", np.float32), ("portable int16 pairs", np.int16)] + (
+            [(f"{byte_kernel} bytes", np.int8)] if byte_kernel else []):
+        rate = tile_rate(dtype)
+        print(f"   {label:<43} {rate / 1e9:8.1f} GOP/s {rate * ref / flops:19.2f}x")
     # NumPy has no integer BLAS: time 64 rows once and scale up (the full product takes ~10 s)
     a32, w32 = a[:64].astype(np.int32), np.ascontiguousarray(w.T.astype(np.int32))
     t = time.perf_counter()
