@@ -70,6 +70,21 @@ def test_matmul_same_bits_for_any_k_block(monkeypatch):
     assert results[0] == results[1] == results[2]
 
 
+@pytest.mark.parametrize("m", [1, microkernel.MR - 1, 2 * microkernel.MR + 1, 128, 131])
+def test_matmul_reads_a_in_place_and_its_last_rows_from_a_copy(monkeypatch, m):
+    # C-contiguous A is read where it is, its last M % MR rows from a padded copy; A with strided
+    # columns is copied whole. Both must give the same bits, over several k-blocks (KC = 7) as well
+    rng = np.random.default_rng(m)
+    a, b = _f32(rng, m, 100), _f32(rng, 100, 40)
+    strided = np.repeat(a, 2, axis=1)[:, ::2]
+    assert microkernel.reads_in_place(a) and not microkernel.reads_in_place(strided)
+    for kc in (dense.KC, 7):
+        monkeypatch.setattr(dense, "KC", kc)
+        in_place, copied = K.matmul(a, b), K.matmul(strided, b)
+        assert in_place.tobytes() == copied.tobytes()
+    np.testing.assert_allclose(in_place, matmul_reference(a, b), rtol=1e-5, atol=1e-4)
+
+
 def test_matmul_non_contiguous_inputs():
     rng = np.random.default_rng(1)
     a = _f32(rng, 60, 90)[::2, 1::3]          # strided rows and columns

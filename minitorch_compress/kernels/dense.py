@@ -4,10 +4,10 @@ B is packed into a reused scratch buffer, in strips of ``NR`` columns stored k-m
 zero-padded at the edge, so that the micro-kernel reads one contiguous row of NR values per step
 (from B's rows, or, for a transposed B such as the ``W.T`` of ``x @ W.T``, by in-register
 transposes of W's rows).
-A is read where it is, row by row (each step broadcasts one value from each of MR rows), or from
-a padded copy of its rows when it is not C-contiguous, its rows do not fill whole tiles, or they
-are a multiple of 1 KiB long (``microkernel.row_buffer``); packing A as well costs more than it
-gains in the loop. The product then runs as
+A is read where it is, row by row (each step broadcasts one value from each of MR rows; the last
+``M % MR`` rows from a padded copy), or from a padded copy of all its rows when it is not
+C-contiguous or its rows are a multiple of 1 KiB long (``microkernel.row_buffer``); packing A as
+well costs more than it gains in the loop. The product then runs as
 ``microkernel.blocked_product``: independent tasks of C under ``prange``, each walking K in
 blocks of at most ``KC`` and calling the ``MR x NR`` micro-kernel, whose accumulators stay in
 vector registers. Packing costs O(KN) against the O(MNK) product.
@@ -20,7 +20,7 @@ from numba import config, njit, prange, types
 from numba.extending import intrinsic
 
 from . import idioms, threads
-from .microkernel import LANES, MC, NR, as_lanes, blocked_product, reads_in_place, row_buffer
+from .microkernel import LANES, MC, NR, as_lanes, blocked_product, reads_in_place, row_buffer, tail_rows
 from .transpose import pack_transposed_strips, transpose_rows
 from .validate import check_inner, check_matrix
 from .workspace import scratch
@@ -105,8 +105,10 @@ def matmul(a, b):
     m, n = a.shape[0], b.shape[1]
     if m == 0 or n == 0 or k == 0:
         return np.zeros((m, n), np.float32)
-    if not reads_in_place(a):
-        a, src = row_buffer("dense_a", m, k, np.float32), a
+    if reads_in_place(a):
+        tail = tail_rows(a)
+    else:
+        a, src, tail = row_buffer("dense_a", m, k, np.float32), a, np.empty((0, k), np.float32)
         if src.T.flags.c_contiguous:     # a transpose, e.g. x.T in a weight's gradient: in registers
             transpose_rows(src.T, 0, k, a)
         else:
@@ -121,7 +123,7 @@ def matmul(a, b):
     c = np.empty((m, n), np.float32)
     blocks = -(-k // KC)
     # equal k-blocks: no short last block
-    threads.run(blocked_product, ns, a, a.shape[1], bp, k, -(-k // blocks), np.zeros(n, np.float32), c)
+    threads.run(blocked_product, ns, a, a.shape[1], bp, k, -(-k // blocks), np.zeros(n, np.float32), c, tail)
     return c
 
 

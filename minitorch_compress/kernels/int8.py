@@ -226,7 +226,8 @@ def _product(x, packed, kernel, shift, x_zero_point):
     lanes = xa.shape[1] * xa.itemsize // 4
     steps = -(-k // (4 if quads else 2))
     ns = -(-m // MR) * MR * -(-n // NR) * NR * k * NS_PER_MAC   # tiles are padded
-    threads.run(blocked_product, ns, xa, lanes, packed.quads if quads else packed.portable, steps, KB, offset, out)
+    threads.run(blocked_product, ns, xa, lanes, packed.quads if quads else packed.portable, steps, KB, offset, out,
+                xa[:0])
     return out
 
 

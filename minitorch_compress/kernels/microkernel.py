@@ -187,10 +187,21 @@ def row_buffer(name, m, k, dtype):
 
 
 def reads_in_place(a):
-    """Whether the micro-kernel can read A (M, K) where it is, unpadded: C-contiguous rows, M a
-    multiple of MR, and a row size that is not a multiple of 1024 bytes (see ``row_buffer``)."""
-    return (a.flags.c_contiguous and a.shape[0] % MR == 0 and a.shape[1] * a.itemsize % 4 == 0
+    """Whether the micro-kernel can read A (M, K) where it is, unpadded: C-contiguous rows of whole
+    4-byte lanes, and a row size that is not a multiple of 1024 bytes (see ``row_buffer``). The
+    last M % MR rows are then read from a padded copy (``tail_rows``)."""
+    return (a.flags.c_contiguous and a.shape[1] * a.itemsize % 4 == 0
             and a.shape[1] * a.itemsize % 1024 != 0)
+
+
+def tail_rows(a):
+    """A's last ``M % MR`` rows copied into a reused (MR, K) buffer, for ``blocked_product``'s last
+    row strip when A is read in place; an empty (0, K) array when M is a multiple of MR."""
+    m, k = a.shape
+    rows = m % MR
+    tail = scratch(f"tail_{a.dtype.name}", MR * k if rows else 0, a.dtype).reshape(-1, k)
+    tail[:rows] = a[m - rows:]
+    return tail
 
 
 @njit(cache=True, inline="always")
@@ -216,11 +227,13 @@ def store_tile(c, tile, r0, c0):
 
 
 @njit(cache=True, parallel=True)
-def blocked_product(a, a_rs, b, k, kb, init, c):
+def blocked_product(a, a_rs, b, k, kb, init, c, tail):
     """c = A @ B + init (per column), in parallel over tasks of ``MC`` rows x ``NT`` columns of C.
 
-    A is row-major with rows ``a_rs`` lanes apart (at least ``k`` of them, and rows up to a
-    multiple of MR); B is packed in strips of NR columns, ``k`` steps of NR lanes each.
+    A is row-major with rows ``a_rs`` lanes apart (at least ``k`` of them), and rows up to a
+    multiple of MR, unless ``tail`` holds its last partial strip (``tail_rows``: MR rows, the same
+    stride), which the last row strip then reads; B is packed in strips of NR columns, ``k``
+    steps of NR lanes each.
     Each task walks the steps in blocks of ``kb``, so that the A block stays in L2 and a B strip
     in L2, and within a block reuses each B strip for all of its row strips.
     """
@@ -240,5 +253,8 @@ def blocked_product(a, a_rs, b, k, kb, init, c):
                         tile(a, a_off, a_rs, b, b_off, steps, c, r0 * n + c0, n, init, c0, p0)
                     else:  # through a scratch tile, continuing the same chain as a whole tile would
                         load_tile(c, edge, r0, c0, p0 == 0, init)
-                        tile(a, a_off, a_rs, b, b_off, steps, edge, 0, NR, init, 0, 1)
+                        if r0 + MR > m and tail.shape[0]:
+                            tile(tail, p0, a_rs, b, b_off, steps, edge, 0, NR, init, 0, 1)
+                        else:
+                            tile(a, a_off, a_rs, b, b_off, steps, edge, 0, NR, init, 0, 1)
                         store_tile(c, edge, r0, c0)
