@@ -13,8 +13,8 @@ per nonzero at batch 256), so two things matter:
   nonzeros in turn (independent chains of fused multiply-adds), summed at the end as
   ``s0 + s1``. The same kernel with one lane does the last columns (fewer than 16)
   and the batch-of-one product, so every column of ``out`` is rounded the same way whatever the
-  batch size. It prefetches the dense row of the nonzero ``AHEAD`` places on, which the hardware
-  prefetcher cannot guess.
+  batch size. With AVX-512 it prefetches the dense row of the nonzero ``AHEAD`` places on, which
+  the hardware prefetcher cannot guess.
 
 ``_row_python`` is the same row kernel in NumPy, which runs when the JIT is off.
 
@@ -42,9 +42,11 @@ from .validate import as_array, check_matrix
 from .workspace import scratch
 
 U = 2           # accumulator sets, taking the nonzeros in turn (independent FMA chains)
-AHEAD = 16      # nonzeros between prefetching a dense row and reading it
 # columns of a task: U x CW accumulators fill half the vector registers (16 x 512 or 8 x 256 bits)
 CW = 64 if VECTOR_BITS == 512 else 32
+# nonzeros between prefetching a dense row and reading it; 0: no prefetch. With AVX2's 32-column
+# blocks the prefetch cost more instructions than it saved (benchmarks/README.md)
+AHEAD = 16 if VECTOR_BITS == 512 else 0
 
 
 def _row_kernel(lanes, nv):
@@ -78,12 +80,16 @@ def _row_kernel(lanes, nv):
                 row = builder.sext(builder.load(builder.gep(idx_ptr, [p])), intp)
                 return builder.add(builder.add(builder.mul(row, ld), col), ir.Constant(intp, v * lanes))
 
-            def update(p, u):
+            def prefetch_ahead(p):
                 ahead = builder.add(p, ir.Constant(intp, AHEAD))
                 ahead = builder.select(builder.icmp_signed("<", ahead, p1), ahead, last)
                 for v in range(nv):     # read for writing later (0), keep in all caches (3), data (1)
                     where = builder.gep(dense_ptr, [dense_at(ahead, v)])
                     builder.call(prefetch, [builder.bitcast(where, i8_ptr)] + [ir.Constant(i32, c) for c in (0, 3, 1)])
+
+            def update(p, u):
+                if AHEAD:
+                    prefetch_ahead(p)
                 value = idioms.splat(builder, builder.load(builder.gep(data_ptr, [p])), vec)
                 for v in range(nv):
                     dv = idioms.load(builder, dense_ptr, dense_at(p, v), vec)
