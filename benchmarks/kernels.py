@@ -81,9 +81,6 @@ def bench_dense(rng):
         if torch is not None:
             ta, tb = torch.from_numpy(a), torch.from_numpy(b)
             row("PyTorch", median_time(lambda: ta @ tb), ref, flops)
-    rate, ratio = tile_rate(np.float32, lambda: a @ b, flops)
-    print(f"  our micro-kernel alone, in cache: {rate / 1e9:.1f} GFLOP/s"
-          f" ({ratio:.2f}x OpenBLAS's {m}x{k}x{n}, timed alongside: the ceiling of a whole product)")
 
 
 def bench_csr(rng):
