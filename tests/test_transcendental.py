@@ -54,6 +54,18 @@ def test_float64_within_a_few_ulps_of_numpy(name):
     assert ulps[expected != 0].max() <= 4
 
 
+def test_float64_exp_up_to_overflow():
+    # e^x is a float64 up to ln(DBL_MAX) = 709.78271289338397; there 2^k, k = 1024, is not
+    x = np.concatenate([np.linspace(700.0, 709.78, 2001), [709.7827128933839, 709.782712893384, 709.7827128933841,
+                                                            709.79, 709.8, 710.0]])
+    with np.errstate(over="ignore"):
+        out, expected = T.exp(x), np.exp(x)
+    np.testing.assert_array_equal(np.isinf(out), np.isinf(expected))
+    assert np.isfinite(out[:2001]).all()
+    finite = np.isfinite(expected)
+    assert (np.abs(out[finite] - expected[finite]) / np.spacing(expected[finite])).max() <= 4
+
+
 def test_log_edge_cases():
     with np.errstate(all="ignore"):
         out = T.log(np.array([0.0, -0.0, -1.0, np.inf, np.nan, 1.0], np.float32))

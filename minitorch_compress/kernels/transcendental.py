@@ -40,7 +40,7 @@ SQRT_HALF = 0.70710678118654757
 EXP_COEFFS = tuple(1.0 / math.factorial(n) for n in range(14))               # r^n / n!
 EXPM1_COEFFS = tuple(1.0 / math.factorial(n + 1) for n in range(18))         # expm1(y) / y
 ATANH_COEFFS = tuple(1.0 / (2 * n + 1) for n in range(13))                   # atanh(s) / s, in s^2
-EXP_MAX, EXP_MIN = 709.0, -744.0     # beyond: inf and 0 (float64's last subnormals are given up)
+EXP_MAX, EXP_MIN = 709.79, -744.0    # beyond: inf and 0 (float64's last subnormals are given up)
 POW2 = np.ldexp(1.0, np.arange(-1074, 1024))  # 2^k, exact, for k in [-1074, 1023]: 2^k * p rounds once
 
 
@@ -93,11 +93,12 @@ def exp_scalar(x):
         return 0.0
     k = np.floor(x * INV_LN2 + 0.5)      # a float: no conversion to a 64-bit integer and back
     r = (x - k * LN2_HI) - k * LN2_LO
-    # times 2^k, rounded once: for a subnormal 2^k (k < -1022), times 2^(k+54) (exact) then 2^-54.
-    # EXP_MIN and EXP_MAX keep k in [-1073, 1023], so _pow2 only sees normal powers of two.
-    tiny = k < -1022.0
-    p = _horner(EXP_COEFFS, r) * _pow2(k + 54.0 if tiny else k)
-    return p * TWO_M54 if tiny else p
+    # times 2^k, rounded once: for a subnormal 2^k (k < -1022), times 2^(k+54) (exact) then 2^-54;
+    # for k = 1024 (2^1024 is no float64), times 2^1023 then 2, which overflows only where e^x
+    # does. EXP_MIN and EXP_MAX keep k in [-1073, 1024], so _pow2 only sees normal powers of two.
+    tiny, huge = k < -1022.0, k > 1023.0
+    p = _horner(EXP_COEFFS, r) * _pow2(k + 54.0 if tiny else k - 1.0 if huge else k)
+    return p * TWO_M54 if tiny else p * 2.0 if huge else p
 
 
 @njit(cache=True)
@@ -284,7 +285,8 @@ def _exp64_reference(x):
     inside = np.clip(np.nan_to_num(x, nan=0.0), EXP_MIN, EXP_MAX)
     k = np.floor(inside * INV_LN2 + 0.5)
     r = (inside - k * LN2_HI) - k * LN2_LO
-    out = _horner_reference(EXP_COEFFS, r) * POW2[k.astype(np.int64) + 1074]
+    huge = k > 1023     # 2^1024 is no float64: times 2^1023, then 2
+    out = _horner_reference(EXP_COEFFS, r) * POW2[np.minimum(k, 1023).astype(np.int64) + 1074] * np.where(huge, 2.0, 1.0)
     return np.where(x > EXP_MAX, np.inf, np.where(x < EXP_MIN, 0.0, np.where(np.isnan(x), x, out)))
 
 
