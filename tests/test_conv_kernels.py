@@ -27,10 +27,8 @@ def test_im2col_and_col2im_match_numpy(geometry, dtype):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((n, c, h, w)).astype(dtype)
     for layout in (x, np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)):   # NCHW and NHWC memory
-        cols = I.im2col(layout, kh, kw, stride, dilation, rows=None)
+        cols = I.im2col(layout, kh, kw, stride, dilation)
         assert same_bits(cols, I.im2col_numpy(layout, kh, kw, stride, dilation))
-        padded = I.im2col(layout, kh, kw, stride, dilation, rows=cols.shape[0] + 5)
-        assert same_bits(padded[:cols.shape[0]], cols) and not padded[cols.shape[0]:].any()
     # the patches by hand
     ho, wo = I.out_size(h, kh, stride[0], dilation[0]), I.out_size(w, kw, stride[1], dilation[1])
     b, i, j, ch, u, v = n - 1, ho - 1, wo // 2, c - 1, kh - 1, kw // 2

@@ -174,8 +174,8 @@ def test_row_sums_match_numpy(n, k):
     np.testing.assert_array_equal(out, w.sum(axis=1, dtype=np.int64))
 
 
-def test_row_sums_at_the_largest_k_do_not_overflow():
-    # K = 2**16 codes of -128 or 127: the extremes the int32 running sum must hold
+def test_row_sums_at_the_largest_k():
+    # K = 2**16 codes of -128 or 127: the largest sums a packed weight can have
     from minitorch_compress.kernels.int8 import MAX_K, row_sums
     w = np.stack([np.full(MAX_K, -128, np.int8), np.full(MAX_K, 127, np.int8)])
     out = np.zeros(2, np.int64)

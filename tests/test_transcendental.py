@@ -11,6 +11,7 @@ SPECIALS = [0.0, -0.0, np.inf, -np.inf, np.nan, 88.7, 88.73, 89.0, -87.3, -103.9
             -1e-30, 3e38, -3e38, 0.5, -0.5, 0.49999997, 0.50000006, 1.0, 2.0, 9.0, 9.1, 20.0, 710.0, -746.0]
 # float64 exp near and below the smallest normal result (2^k subnormal, k < -1022) and near overflow
 SPECIALS += list(np.linspace(-745.0, -700.0, 4001)) + [-708.3964185322641, -708.39641853226, 709.78, 709.0]
+SPECIALS += list(np.linspace(709.0, 709.79, 801)) + [709.782712893384, 709.7827128933841, 709.785]
 
 
 def sample(dtype, positive=False):

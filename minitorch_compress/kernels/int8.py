@@ -65,13 +65,13 @@ def pack_strips(w, out, group, nr):
 
 @njit(cache=True, parallel=True)
 def row_sums(w, out):
-    """out[n] = sum_k w[n, k] for an int8 W (N, K), K <= 2**16 (so an int32 sum cannot overflow:
-    |sum| <= 128 * 2**16). NumPy's ``w.sum(axis=1, dtype=np.int64)`` widens element by element and
-    took 0.3 ms for 1024 x 1024, 3% of an ``int8_matmul`` that packs W on each call."""
+    """out[n] = sum_k w[n, k] for an int8 W (N, K), summed in int64. NumPy's
+    ``w.sum(axis=1, dtype=np.int64)`` widens element by element and took 0.3 ms for 1024 x 1024,
+    about 2% of an ``int8_matmul`` that packs W on each call; this loop vectorises."""
     for n in prange(w.shape[0]):
-        total = np.int32(0)
+        total = np.int64(0)
         for k in range(w.shape[1]):
-            total += np.int32(w[n, k])
+            total += np.int64(w[n, k])     # widened first: int8 + int8 would wrap in NumPy
         out[n] = total
 
 

@@ -1,9 +1,8 @@
 """im2col and col2im: the copies that turn a convolution into one matrix product, and back.
 
-``im2col(x, kh, kw, stride, dilation, rows)`` writes every (kh, kw) patch of an already padded NCHW
+``im2col(x, kh, kw, stride, dilation)`` writes every (kh, kw) patch of an already padded NCHW
 array as a row: row ``(n, i, j)`` (output pixel), column ``(c, u, v)`` (input channel, kernel
-tap), ``cols[(n*Ho + i)*Wo + j, (c*kh + u)*kw + v] = x[n, c, i*sh + u*dh, j*sw + v*dw]``. ``rows``
-may exceed N*Ho*Wo (a matrix product reads whole tiles of rows); the extra rows are zeros.
+tap), ``cols[(n*Ho + i)*Wo + j, (c*kh + u)*kw + v] = x[n, c, i*sh + u*dh, j*sw + v*dw]``.
 
 ``col2im(dcols_t, dxp, kh, kw, stride, dilation, ho, wo)`` is its adjoint: given the transpose
 of such a matrix (a row per (c, u, v), contiguous along the pixels, so that the additions run along
@@ -49,28 +48,26 @@ def _im2col(x, kh, kw, sh, sw, dh, dw, cols):
                     y, base = i * sh + u * dh, (ch * kh + u) * kw
                     for v in range(kw):
                         cols[r, base + v] = x[b, ch, y, j * sw + v * dw]
-    for r in prange(n * ho * wo, cols.shape[0]):
-        cols[r] = 0
 
 
-def im2col(x, kh, kw, stride, dilation, rows=None):
-    """The (rows, C*kh*kw) float matrix of ``x``'s patches (see the module docstring)."""
+def im2col(x, kh, kw, stride, dilation):
+    """The (N*Ho*Wo, C*kh*kw) float matrix of ``x``'s patches (see the module docstring)."""
     (sh, sw), (dh, dw) = stride, dilation
     n, c, h, w = x.shape
     m = n * out_size(h, kh, sh, dh) * out_size(w, kw, sw, dw)
-    cols = np.empty((m if rows is None else rows, c * kh * kw), x.dtype)
+    cols = np.empty((m, c * kh * kw), x.dtype)
     threads.run(_im2col, cols.size * NS_PER_ELEMENT, x, kh, kw, sh, sw, dh, dw, cols)
     return cols
 
 
-def im2col_numpy(x, kh, kw, stride, dilation, rows=None):
+def im2col_numpy(x, kh, kw, stride, dilation):
     """``im2col`` with NumPy: a strided view of the patches, copied."""
     (sh, sw), (dh, dw) = stride, dilation
     patches = windows(x, kh, kw, sh, sw, dh, dw)
     n, c, ho, wo = patches.shape[:4]
     m = n * ho * wo
-    cols = np.zeros((m if rows is None else rows, c * kh * kw), x.dtype)
-    cols[:m] = patches.transpose(0, 2, 3, 1, 4, 5).reshape(m, c * kh * kw)
+    cols = np.empty((m, c * kh * kw), x.dtype)      # a new array, never a view of x
+    cols[:] = patches.transpose(0, 2, 3, 1, 4, 5).reshape(m, c * kh * kw)
     return cols
 
 

@@ -40,7 +40,9 @@ SQRT_HALF = 0.70710678118654757
 EXP_COEFFS = tuple(1.0 / math.factorial(n) for n in range(14))               # r^n / n!
 EXPM1_COEFFS = tuple(1.0 / math.factorial(n + 1) for n in range(18))         # expm1(y) / y
 ATANH_COEFFS = tuple(1.0 / (2 * n + 1) for n in range(13))                   # atanh(s) / s, in s^2
-EXP_MAX, EXP_MIN = 709.79, -744.0    # beyond: inf and 0 (float64's last subnormals are given up)
+# beyond: inf and 0. EXP_MAX is the largest float64 whose e^x is finite; below EXP_MIN float64's
+# last subnormals are given up
+EXP_MAX, EXP_MIN = 709.782712893384, -744.0
 POW2 = np.ldexp(1.0, np.arange(-1074, 1024))  # 2^k, exact, for k in [-1074, 1023]: 2^k * p rounds once
 
 
