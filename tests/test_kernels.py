@@ -165,6 +165,7 @@ def test_vnni_layout_by_transpose_matches_element_packing(n, k):
     pack_strips(w, expected, 4, NR)
     np.testing.assert_array_equal(_pack(w, np.int8), expected)
 
+
 @pytest.mark.parametrize("n,k", [(100, 2100), (1, 1), (0, 4), (3, 0)])
 def test_row_sums_match_numpy(n, k):
     from minitorch_compress.kernels.int8 import row_sums
@@ -182,7 +183,6 @@ def test_row_sums_at_the_largest_k():
     row_sums(w, out)
     np.testing.assert_array_equal(out, [-128 * 2 ** 16, 127 * 2 ** 16])
     assert K.pack_int8_weight(w).row_sums.tolist() == [-128 * 2 ** 16, 127 * 2 ** 16]
-
 
 
 @requires_vnni
