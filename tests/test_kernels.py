@@ -85,6 +85,26 @@ def test_matmul_reads_a_in_place_and_its_last_rows_from_a_copy(monkeypatch, m):
     np.testing.assert_allclose(in_place, matmul_reference(a, b), rtol=1e-5, atol=1e-4)
 
 
+def test_row_strips_pad_the_fewest_rows():
+    big_rows, small_rows = microkernel.MR, microkernel.MR_SMALL
+    for m in range(1, 300):
+        options = [(b * big_rows + s * small_rows, b + s, b, s)
+                   for b in range(m // big_rows + 2) for s in range(m // small_rows + 2) if b * big_rows + s * small_rows >= m]
+        assert microkernel.row_strips(m) == min(options)[2:], m
+
+
+def test_matmul_rows_have_the_same_bits_in_any_strip():
+    # a row of C is the same chain of FMAs in a 6- or 8-row strip, a 4-row one, a whole or an edge tile
+    rng = np.random.default_rng(5)
+    m_max = 2 * microkernel.MR + microkernel.MR_SMALL + 2
+    a, b = _f32(rng, m_max, 70), _f32(rng, 70, 40)
+    whole = K.matmul(a, b)
+    np.testing.assert_allclose(whole, matmul_reference(a, b), rtol=1e-5, atol=1e-4)
+    for m in range(1, m_max):
+        assert K.matmul(a[:m], b).tobytes() == whole[:m].tobytes(), m
+        assert K.matmul(a[m:], b).tobytes() == whole[m:].tobytes(), m
+
+
 def test_matmul_non_contiguous_inputs():
     rng = np.random.default_rng(1)
     a = _f32(rng, 60, 90)[::2, 1::3]          # strided rows and columns
@@ -425,6 +445,10 @@ SMALLER_CPU_CHECKS = textwrap.dedent("""
         out = s @ a.T
         np.testing.assert_allclose(out, w.astype(np.float64) @ a.T.astype(np.float64), rtol=1e-4, atol=1e-4)
         np.testing.assert_array_equal(s @ np.ascontiguousarray(a[:1].T), out[:, :1])
+    a, b = rng.standard_normal((20, 70)).astype(np.float32), rng.standard_normal((70, 40)).astype(np.float32)
+    whole = K.matmul(a, b)
+    for m in range(1, 20):   # rows in 6- and 4-row strips, whole and edge tiles: the same bits
+        assert K.matmul(a[:m], b).tobytes() == whole[:m].tobytes(), m
     a, b = np.full((3, 2 ** 16), -128, np.int8), np.full((2 ** 16, 17), -128, np.int8)
     assert (K.int8_matmul(a, b) == 2 ** 30).all()
     from minitorch_compress.kernels.dense64 import product_python
@@ -585,16 +609,24 @@ def _call_tile(a, a_off, a_rs, b, b_off, kc, c, c_off, c_rs, init, init_off, acc
     microkernel.tile(a, a_off, a_rs, b, b_off, kc, c, c_off, c_rs, init, init_off, accumulate)
 
 
+@njit
+def _call_tile_small(a, a_off, a_rs, b, b_off, kc, c, c_off, c_rs, init, init_off, accumulate):
+    microkernel.tile_small(a, a_off, a_rs, b, b_off, kc, c, c_off, c_rs, init, init_off, accumulate)
+
+
+@pytest.mark.parametrize("small", [False, True])
 @pytest.mark.parametrize("kind", ["float32", "int16", "int8"])
-def test_tile_python_is_the_intrinsic_bit_for_bit(kind):
+def test_tile_python_is_the_intrinsic_bit_for_bit(kind, small):
     if kind == "int8" and not K.has_vnni():
         kind = "int16"   # vpdpbusd exists only with AVX512-VNNI; the portable kernel everywhere
     for kc in [*range(1, 10), 37]:   # below, at and past the float32 unroll (microkernel.K_UNROLL = 4)
-        _check_tile(kind, kc)
+        _check_tile(kind, kc, small)
 
 
-def _check_tile(kind, kc):
+def _check_tile(kind, kc, small):
     from minitorch_compress.kernels.microkernel import MR, NR
+    compiled_tile, python_tile = ((_call_tile_small, microkernel.tile_small_python) if small else
+                                  (_call_tile, microkernel.tile_python))
     rng = np.random.default_rng(kc)
     a_rs = 41                               # lanes per A row; C rows NR + 3 lanes apart
     if kind == "float32":
@@ -602,15 +634,15 @@ def _check_tile(kind, kc):
         b = rng.standard_normal(kc * NR).astype(np.float32)
         c, init = rng.standard_normal(MR * (NR + 3)).astype(np.float32), rng.standard_normal(NR).astype(np.float32)
     else:
-        small = np.int16 if kind == "int16" else np.uint8
-        a = rng.integers(0 if kind == "int8" else -128, 128, MR * a_rs * (4 // np.dtype(small).itemsize)).astype(small)
-        b = rng.integers(-128, 128, kc * NR * (4 // np.dtype(small).itemsize)).astype(np.int16 if kind == "int16" else np.int8)
+        narrow = np.int16 if kind == "int16" else np.uint8
+        a = rng.integers(0 if kind == "int8" else -128, 128, MR * a_rs * (4 // np.dtype(narrow).itemsize)).astype(narrow)
+        b = rng.integers(-128, 128, kc * NR * (4 // np.dtype(narrow).itemsize)).astype(np.int16 if kind == "int16" else np.int8)
         c = rng.integers(-2 ** 31, 2 ** 31, MR * (NR + 3)).astype(np.int32)   # wraps are part of the deal
         init = rng.integers(-2 ** 20, 2 ** 20, NR).astype(np.int32)
     for accumulate in (0, 1):
         compiled, python = c.copy(), c.copy()
-        _call_tile(a, 3, a_rs, b, 0, kc, compiled, 2, NR + 3, init, 0, accumulate)
-        microkernel.tile_python(a, 3, a_rs, b, 0, kc, python, 2, NR + 3, init, 0, accumulate)
+        compiled_tile(a, 3, a_rs, b, 0, kc, compiled, 2, NR + 3, init, 0, accumulate)
+        python_tile(a, 3, a_rs, b, 0, kc, python, 2, NR + 3, init, 0, accumulate)
         assert compiled.tobytes() == python.tobytes()
         assert not np.array_equal(compiled, c)
 
