@@ -4,13 +4,13 @@ B is packed into a reused scratch buffer, in strips of ``NR`` columns stored k-m
 zero-padded at the edge, so that the micro-kernel reads one contiguous row of NR values per step
 (from B's rows, or, for a transposed B such as the ``W.T`` of ``x @ W.T``, by in-register
 transposes of W's rows).
-A is read where it is, row by row (each step broadcasts one value from each of MR rows; the last
-``M % MR`` rows from a padded copy), or from a padded copy of all its rows when it is not
+A is read where it is, row by row (each step broadcasts one value from each of MR rows; the rows
+of a last strip that runs past M from a padded copy), or from a padded copy of all its rows when it is not
 C-contiguous or its rows are a multiple of 1 KiB long (``microkernel.row_buffer``); packing A as
 well costs more than it gains in the loop. The product then runs as
 ``microkernel.blocked_product``: independent tasks of C under ``prange``, each walking K in
-blocks of at most ``KC`` and calling the ``MR x NR`` micro-kernel, whose accumulators stay in
-vector registers. Packing costs O(KN) against the O(MNK) product.
+blocks of at most ``KC`` and calling the ``MR x NR`` micro-kernel (``MR_SMALL x NR`` for the last
+rows when that pads fewer), whose accumulators stay in vector registers. Packing costs O(KN) against the O(MNK) product.
 """
 import glob
 
@@ -77,24 +77,32 @@ if config.DISABLE_JIT:
     _copy16 = _copy16_python
 
 
+PACK_ROWS = 8   # rows of B per packing task (see ``_pack_b``)
+
+
 @njit(cache=True, parallel=True)
 def _pack_b(b, bp, nr):
     """bp[s, k, j] = b[k, s*nr + j] for a C-contiguous ``b``: strips of ``nr`` columns (the tile's
     NR, a multiple of 16 and an argument because Numba's cache would keep another module's constant
-    as it was), k-major, zero past the last column. A row of B at a time, so B is read in order
-    (walking it by column strips strides through memory, slow when its width is a multiple of 1024)."""
+    as it was), k-major, zero past the last column.
+
+    A task takes ``PACK_ROWS`` rows of B and writes them strip by strip, so each row is read in
+    order and each strip gets PACK_ROWS steps (512 bytes on AVX2) in a row. One row at a time wrote 64 bytes to each of N/16 places far apart (3x slower at 1024 x 1024); a whole strip
+    at a time strides through B (slow when its width is a multiple of 1024)."""
     k, n = b.shape
     full, tail = n // nr, n % nr
-    for kk in prange(k):
-        src = b[kk]
+    for block in prange((k + PACK_ROWS - 1) // PACK_ROWS):
+        k0, k1 = block * PACK_ROWS, min(block * PACK_ROWS + PACK_ROWS, k)
         for s in range(full):
-            dst = (s * k + kk) * nr
-            for v in range(0, nr, LANES):
-                _copy16(b, kk * n + s * nr + v, bp, dst + v)
+            for kk in range(k0, k1):
+                dst = (s * k + kk) * nr
+                for v in range(0, nr, LANES):
+                    _copy16(b, kk * n + s * nr + v, bp, dst + v)
         if tail:
-            dst = (full * k + kk) * nr
-            bp[dst:dst + tail] = src[full * nr:]
-            bp[dst + tail:dst + nr] = 0
+            for kk in range(k0, k1):
+                dst = (full * k + kk) * nr
+                bp[dst:dst + tail] = b[kk, full * nr:]
+                bp[dst + tail:dst + nr] = 0
 
 
 def matmul(a, b):
