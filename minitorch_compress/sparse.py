@@ -9,7 +9,7 @@ values of its nonzeros), the product skips them: at 90% sparsity it does a tenth
 import numpy as np
 
 from .autograd import Function
-from .kernels import as_array, check_csr, check_inner, check_matrix, csr_product
+from .kernels import as_array, check_csr, check_inner, check_matrix, csr_product, has_sorted_indices
 from .nn import Module
 from .nn.module import check_shapes
 from .tensor import Tensor
@@ -30,7 +30,8 @@ class CSRMatrix:
 
     ``A @ dense`` takes a 2-D float32 ndarray or Tensor (a Tensor result records the gradient
     with respect to ``dense``); ``A.T`` is the transposed CSR matrix, built once and cached,
-    which backward passes multiply with.
+    which backward passes multiply with. ``has_sorted_indices`` says whether each row's column
+    indices are in order (as ``from_dense`` and ``T`` build them), which makes products faster.
     """
 
     def __init__(self, indptr, indices, data, shape):
@@ -38,6 +39,7 @@ class CSRMatrix:
         if len(indptr) != rows + 1:
             raise ValueError(f"indptr has {len(indptr)} entries; shape {shape} needs {rows + 1}")
         self.indptr, self.indices, self.data = check_csr(indptr, indices, data, cols)
+        self.has_sorted_indices = has_sorted_indices(self.indptr, self.indices)
         self.shape = (rows, cols)
         self._transpose = None
 
@@ -84,7 +86,7 @@ class CSRMatrix:
         """self @ dense on the kernel; the CSR arrays were checked when this matrix was built."""
         dense = check_matrix(dense, "dense", [np.float32])
         check_inner(self.shape, dense.shape, what="A @ dense")
-        return csr_product(self.indptr, self.indices, self.data, dense)
+        return csr_product(self.indptr, self.indices, self.data, dense, self.has_sorted_indices)
 
     def __repr__(self):
         return f"CSRMatrix(shape={self.shape}, nnz={self.nnz})"

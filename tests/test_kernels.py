@@ -661,6 +661,9 @@ NO_JIT_PRODUCTS = textwrap.dedent("""
         out[f"csr{m}"], out[f"csr_xt{m}"] = s @ np.ascontiguousarray(a.T), s @ a.T
         ai, bi = rng.integers(-128, 128, (m, k), dtype=np.int8), rng.integers(-128, 128, (k, n), dtype=np.int8)
         out[f"int8{m}"], out[f"int8p{m}"] = K.int8_matmul(ai, bi), K.int8_matmul(ai, bi, kernel="portable")
+    from minitorch_compress.kernels import csr     # the dense matrix in chunks of 3 rows (AVX2's L1 chunks)
+    csr.CHUNK_ROWS, csr.CHUNK_NNZ, csr.L1_BYTES = 3, 0, 0
+    out["csr_chunks"], out["csr_xt_chunks"] = s @ np.ascontiguousarray(a.T), s @ a.T
     np.savez(sys.argv[1], **out)
     from numba import config
     if config.DISABLE_JIT:   # no machine code: a clear error, not a crash deep in Numba
@@ -676,6 +679,6 @@ def test_kernels_run_as_plain_python_with_the_same_bits(tmp_path):
     # minitorch's teaching trick: NUMBA_DISABLE_JIT=1 turns every kernel into Python a debugger can
     # step through; the intrinsics' twins then run, and must give the compiled kernels' bits
     python, compiled = run_jit_off_and_on(NO_JIT_PRODUCTS, tmp_path)
-    assert set(python) == set(compiled) and len(python) == 24
+    assert set(python) == set(compiled) and len(python) == 26
     for key in python:
         assert python[key].tobytes() == compiled[key].tobytes(), key

@@ -5,7 +5,7 @@ import scipy.sparse
 from hypothesis import given, settings, strategies as st
 
 import minitorch_compress as mc
-from minitorch_compress.kernels import csr_matmul
+from minitorch_compress.kernels import csr, csr_matmul, has_sorted_indices
 from minitorch_compress.kernels.csr import csr_matmul_reference
 from minitorch_compress.sparse import CSRMatrix, SparseLinear, csr_bytes
 
@@ -30,6 +30,55 @@ def test_csr_matmul_random(r, k, n, sparsity, seed):
     assert out.dtype == np.float32 and out.shape == (r, n)
     np.testing.assert_allclose(out, csr_matmul_reference(s.indptr, s.indices, s.data, dense), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(out, s @ dense, rtol=1e-5, atol=1e-5)
+
+
+def _chunked(monkeypatch, rows):
+    """Make the CSR product walk the dense matrix in chunks of ``rows`` rows (0: never) whatever
+    its size and the CPU, and count the products that did."""
+    calls = []
+    bounds = csr.chunk_bounds
+    monkeypatch.setattr(csr, "chunk_bounds", lambda *args: calls.append(1) or bounds(*args))
+    monkeypatch.setattr(csr, "CHUNK_ROWS", rows)
+    monkeypatch.setattr(csr, "CHUNK_NNZ", 0)
+    monkeypatch.setattr(csr, "L1_BYTES", 0)
+    return calls
+
+
+@pytest.mark.parametrize("n", [1, 5, 16, 17, 33, 70])
+def test_chunks_of_the_dense_matrix_give_the_same_bits(monkeypatch, n):
+    # With AVX2 a product whose dense block outgrows L1 takes it in chunks of rows, each row's two
+    # accumulator sets kept in memory in between: the same sums in the same order, the same bits.
+    # Rows of 0-11 nonzeros, so that chunks start and end inside rounds of the two sets and past them
+    rng = np.random.default_rng(n)
+    k = 90
+    a = np.zeros((41, k), np.float32)
+    for r, count in enumerate(rng.integers(0, 12, 41)):
+        a[r, rng.choice(k, count, replace=False)] = rng.standard_normal(count)
+    s = CSRMatrix.from_dense(a)
+    x = rng.standard_normal((n, k)).astype(np.float32)
+    _chunked(monkeypatch, 0)
+    whole = [s @ x.T, s @ np.ascontiguousarray(x.T)]     # x.T as a transpose, copied by the kernel
+    np.testing.assert_allclose(whole[0], a.astype(np.float64) @ x.T, rtol=1e-5, atol=1e-5)
+    assert whole[0].tobytes() == whole[1].tobytes()
+    for rows in (1, 2, 3, 7, 30):
+        calls = _chunked(monkeypatch, rows)
+        assert (s @ x.T).tobytes() == whole[0].tobytes(), rows
+        assert (s @ np.ascontiguousarray(x.T)).tobytes() == whole[0].tobytes(), rows
+        assert len(calls) == 2
+
+
+def test_unsorted_indices_are_never_chunked(monkeypatch):
+    # chunks are found by binary search in each row's columns, so rows must keep them in order
+    indptr, indices = np.array([0, 3, 3, 5]), np.array([4, 1, 2, 0, 3])
+    data = np.arange(1, 6, dtype=np.float32)
+    assert not has_sorted_indices(indptr, indices)
+    assert has_sorted_indices(indptr, np.array([1, 2, 4, 0, 3])) and has_sorted_indices(indptr[:1], indices[:0])
+    assert has_sorted_indices(np.array([0, 2, 2]), np.array([3, 3]))    # repeated columns are in order
+    dense = np.random.default_rng(0).standard_normal((5, 40)).astype(np.float32)
+    calls = _chunked(monkeypatch, 2)
+    out = csr_matmul(indptr, indices, data, dense)
+    np.testing.assert_allclose(out, csr_matmul_reference(indptr, indices, data, dense), rtol=1e-5, atol=1e-5)
+    assert not calls and not CSRMatrix(indptr, indices, data, (3, 5)).has_sorted_indices
 
 
 @pytest.mark.parametrize("sparsity", [0.0, 0.3, 0.9, 1.0])

@@ -44,7 +44,7 @@ Thread settings for mixing these parallel kernels with OpenBLAS are chosen in th
 from .asm import instruction_counts
 from .channels import batch_norm_grad_rows, batch_norm_grad_scaled_rows, batch_norm_grad_sums, centred_square_sums, channel_sums, scale_shift_rows
 from .conv import conv_forward, conv_input_grad, conv_weight_grad
-from .csr import check_csr, csr_matmul, csr_product
+from .csr import check_csr, csr_matmul, csr_product, has_sorted_indices
 from .dense import matmul
 from .batched import batched_matmul
 from .dense64 import matmul64
@@ -64,7 +64,7 @@ __all__ = [
     "int8_linear_dequant", "int8_linear_requant", "Epilogue", "linear_epilogue", "quantize", "has_vnni", "has_maddubs",
     "instruction_counts", "exp", "erfc", "log", "tanh", "power", "svd",
     # the pieces other modules of the package build on (one public road into kernels/)
-    "check_csr", "csr_product", "conv_forward", "conv_input_grad", "conv_weight_grad", "im2col", "col2im", "out_size", "windows",
+    "check_csr", "csr_product", "has_sorted_indices", "conv_forward", "conv_input_grad", "conv_weight_grad", "im2col", "col2im", "out_size", "windows",
     "channel_sums", "centred_square_sums", "scale_shift_rows", "batch_norm_grad_rows", "batch_norm_grad_sums", "batch_norm_grad_scaled_rows",
     "max_pool", "max_pool_backward", "CODE_DTYPES", "CODE_RANGES", "quantize_array", "quantize_checked",
     "log_scalar", "as_array", "check_inner", "check_matrix",

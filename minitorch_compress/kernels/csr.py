@@ -3,18 +3,22 @@
 For row r, ``out[r, :] = sum_p data[p] * dense[indices[p], :]`` over its nonzeros p: every
 update reads a contiguous piece of a dense row, which vectorises, and rows are independent, so
 threads need no synchronisation. The product is bound by reading those dense rows (a 1 KiB row
-per nonzero at batch 256), so two things matter:
+per nonzero at batch 256), so three things matter:
 
 - the columns are cut into blocks of ``CW = 64`` (256 bytes a row; 32 without AVX-512): the
   block of ``dense`` a task reads (256 KiB for 1024 rows) stays in the core's L2 cache for all
   the rows of ``out``;
 - the micro-kernel (``_row_kernel``, LLVM IR like ``microkernel.py``) keeps the CW outputs of a
   row in registers over all its nonzeros, in ``U = 2`` sets of accumulators that take the
-  nonzeros in turn (independent chains of fused multiply-adds), summed at the end as
-  ``s0 + s1``. The same kernel with one lane does the last columns (fewer than 16)
-  and the batch-of-one product, so every column of ``out`` is rounded the same way whatever the
-  batch size. With AVX-512 it prefetches the dense row of the nonzero ``AHEAD`` places on, which
-  the hardware prefetcher cannot guess.
+  nonzeros in turn (independent chains of fused multiply-adds; the last odd one goes to set 0),
+  summed at the end as ``s0 + s1``. The same kernel with one lane does the last columns (fewer
+  than 16) and the batch-of-one product, so every column of ``out`` is rounded the same way
+  whatever the batch size. With AVX-512 it prefetches the dense row of the nonzero ``AHEAD``
+  places on, which the hardware prefetcher cannot guess;
+- with AVX2, a task whose block outgrows L1 takes it in chunks of ``CHUNK_ROWS`` rows (32 KiB),
+  walking its rows once per chunk: a row's nonzeros in the chunk (found by ``chunk_bounds``; the
+  columns must be sorted within rows) go to the same sets as in one pass, which wait in memory
+  between chunks. The sums and their order, so the bits, do not change.
 
 ``_row_python`` is the same row kernel in NumPy, which runs when the JIT is off.
 
@@ -47,42 +51,73 @@ CW = 64 if VECTOR_BITS == 512 else 32
 # nonzeros between prefetching a dense row and reading it; 0: no prefetch. With AVX2's 32-column
 # blocks the prefetch cost more instructions than it saved (benchmarks/README.md)
 AHEAD = 16 if VECTOR_BITS == 512 else 0
+# A task's block of dense (K x CW) stays in L2; a row's nonzeros read it at random, and from L1
+# the row kernel runs about twice as fast. So with AVX2, when the block outgrows L1, a task walks
+# its rows once per chunk of CHUNK_ROWS rows of it (32 KiB), keeping each row's accumulator sets
+# in memory between chunks. That costs about as much as a few dozen nonzeros per row and chunk, so
+# it is done only when rows have CHUNK_NNZ or more a chunk on average. With AVX-512's 64-column
+# blocks it never paid (benchmarks/README.md).
+L1_BYTES = 32 * 1024
+CHUNK_ROWS = L1_BYTES // (CW * 4) if VECTOR_BITS == 256 else 0
+CHUNK_NNZ = 40
 
 
 def _row_kernel(lanes, nv):
-    """An intrinsic ``row(indices, data, p0, p1, dense, col, out, o_off)``: with ``w = nv*lanes``,
-    ``out.flat[o_off:o_off+w] = sum over p in [p0, p1) of data[p] * dense[indices[p], col:col+w]``
-    (see the module docstring for the order of the sums)."""
+    """An intrinsic ``row(indices, data, q0, q1, p0, whole, dense, col, state, s_off, resume, finish,
+    out, o_off)``: with ``w = nv*lanes``, adds ``data[p] * dense[indices[p], col:col+w]`` for the
+    nonzeros p in [q0, q1) of a row whose nonzeros are [p0, p1) to U accumulator sets: set
+    ``(p - p0) % U`` if ``p < whole`` (``p0 + (p1 - p0) // U * U``), else set 0 (see the module
+    docstring). The sets start at zero, or with ``resume`` from ``state.flat[s_off:s_off + U*w]``;
+    with ``finish`` their sum goes to ``out.flat[o_off:o_off+w]``, else they go back to ``state``.
+    A whole row is one call (q0 = p0, q1 = p1, no resume, finish); a row taken in chunks of the
+    dense block is several, with the same sums in the same order."""
     vec = ir.VectorType(ir.FloatType(), lanes)
 
     @intrinsic
-    def row(typingctx, indices, data, p0, p1, dense, col, out, o_off):
-        if not all(isinstance(arr, types.Array) for arr in (indices, data, dense, out)):
+    def row(typingctx, indices, data, q0, q1, p0, whole, dense, col, state, s_off, resume, finish, out, o_off):
+        if not all(isinstance(arr, types.Array) for arr in (indices, data, dense, state, out)):
             return None
-        sig = types.void(indices, data, types.intp, types.intp, dense, types.intp, out, types.intp)
+        intp = types.intp
+        sig = types.void(indices, data, intp, intp, intp, intp, dense, intp, state, intp, intp, intp, out, intp)
 
         def codegen(context, builder, signature, args):
-            idx_arr, data_arr, p0, p1, dense_arr, col, out_arr, o_off = args
+            idx_arr, data_arr, q0, q1, p0, whole, dense_arr, col, state_arr, s_off, resume, finish, out_arr, o_off = args
             arrays = [context.make_array(t)(context, builder, v)
                       for t, v in zip(signature.args, args) if isinstance(t, types.Array)]
-            idx_ptr, data_ptr, dense_ptr, out_ptr = (a.data for a in arrays)
+            idx_ptr, data_ptr, dense_ptr, state_ptr, out_ptr = (a.data for a in arrays)
             ld = cgutils.unpack_tuple(builder, arrays[2].shape, 2)[1]
-            intp = p0.type
-            zeros = ir.Constant(vec, None)
-            accs = [[cgutils.alloca_once_value(builder, zeros) for _ in range(nv)] for _ in range(U)]
+            intp_ir = q0.type
+
+            def const(value):
+                return ir.Constant(intp_ir, value)
+
+            def at(u, v):
+                """Where set u's v-th vector lies in ``state``."""
+                return builder.add(s_off, const(u * nv * lanes + v * lanes))
+
+            accs = [[cgutils.alloca_once(builder, vec) for _ in range(nv)] for _ in range(U)]
+            with builder.if_else(builder.icmp_signed("!=", resume, const(0))) as (from_state, from_zero):
+                with from_state:
+                    for u in range(U):
+                        for v in range(nv):
+                            builder.store(idioms.load(builder, state_ptr, at(u, v), vec), accs[u][v])
+                with from_zero:
+                    for u in range(U):
+                        for v in range(nv):
+                            builder.store(ir.Constant(vec, None), accs[u][v])
             i8_ptr, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
             prefetch = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8_ptr] + [i32] * 3),
                                                       "llvm.prefetch.p0i8")
-            last = builder.sub(p1, ir.Constant(intp, 1))
+            last = builder.sub(q1, const(1))
 
             def dense_at(p, v):
                 """Where (in floats from ``dense_ptr``) the v-th vector of nonzero p's piece of its dense row starts."""
-                row = builder.sext(builder.load(builder.gep(idx_ptr, [p])), intp)
-                return builder.add(builder.add(builder.mul(row, ld), col), ir.Constant(intp, v * lanes))
+                row = builder.sext(builder.load(builder.gep(idx_ptr, [p])), intp_ir)
+                return builder.add(builder.add(builder.mul(row, ld), col), const(v * lanes))
 
             def prefetch_ahead(p):
-                ahead = builder.add(p, ir.Constant(intp, AHEAD))
-                ahead = builder.select(builder.icmp_signed("<", ahead, p1), ahead, last)
+                ahead = builder.add(p, const(AHEAD))
+                ahead = builder.select(builder.icmp_signed("<", ahead, q1), ahead, last)
                 for v in range(nv):     # read for writing later (0), keep in all caches (3), data (1)
                     where = builder.gep(dense_ptr, [dense_at(ahead, v)])
                     builder.call(prefetch, [builder.bitcast(where, i8_ptr)] + [ir.Constant(i32, c) for c in (0, 3, 1)])
@@ -95,19 +130,44 @@ def _row_kernel(lanes, nv):
                     dv = idioms.load(builder, dense_ptr, dense_at(p, v), vec)
                     builder.store(idioms.fma(builder, value, dv, builder.load(accs[u][v])), accs[u][v])
 
-            rounds = builder.sdiv(builder.sub(p1, p0), ir.Constant(intp, U))
+            def update_if(p_var, end, cond, u):
+                """If p < end and ``cond``: nonzero p to set u, p += 1."""
+                p = builder.load(p_var)
+                with builder.if_then(builder.and_(builder.icmp_signed("<", p, end), cond)):
+                    update(p, u)
+                    builder.store(builder.add(p, const(1)), p_var)
+
+            p_var = cgutils.alloca_once_value(builder, q0)
+            end = builder.select(builder.icmp_signed("<", q1, whole), q1, whole)     # min(q1, whole)
+            # a chunk may start inside a round: its first nonzeros go to sets 1, 2, ... U - 1
+            for u in range(1, U):
+                phase = builder.srem(builder.sub(builder.load(p_var), p0), const(U))
+                update_if(p_var, end, builder.icmp_signed("==", phase, const(u)), u)
+            start = builder.load(p_var)
+            # end - start > -U (only the last p1 - whole < U nonzeros lie past whole): no rounds then
+            rounds = builder.sdiv(builder.sub(end, start), const(U))
             with cgutils.for_range(builder, rounds) as loop:
-                base = builder.add(p0, builder.mul(loop.index, ir.Constant(intp, U)))
+                base = builder.add(start, builder.mul(loop.index, const(U)))
                 for u in range(U):
-                    update(builder.add(base, ir.Constant(intp, u)), u)
-            tail = builder.add(p0, builder.mul(rounds, ir.Constant(intp, U)))
-            with cgutils.for_range_slice(builder, tail, p1, ir.Constant(intp, 1)) as (p, _):
+                    update(builder.add(base, const(u)), u)
+            builder.store(builder.add(start, builder.mul(rounds, const(U))), p_var)
+            # ... and end inside one: its last nonzeros go to sets 0, 1, ...
+            for u in range(U - 1):
+                update_if(p_var, end, ir.Constant(ir.IntType(1), 1), u)
+            # past ``whole`` (p is there or beyond by now): set 0
+            with cgutils.for_range_slice(builder, builder.load(p_var), q1, const(1)) as (p, _):
                 update(p, 0)
-            for v in range(nv):
-                sums = [builder.load(accs[u][v]) for u in range(U)]
-                while len(sums) > 1:     # pairwise: (s0 + s1) + (s2 + s3)
-                    sums = [builder.fadd(sums[i], sums[i + 1]) for i in range(0, len(sums), 2)]
-                idioms.store(builder, sums[0], out_ptr, builder.add(o_off, ir.Constant(intp, v * lanes)))
+            with builder.if_else(builder.icmp_signed("!=", finish, const(0))) as (to_out, to_state):
+                with to_out:
+                    for v in range(nv):
+                        sums = [builder.load(accs[u][v]) for u in range(U)]
+                        while len(sums) > 1:     # pairwise: (s0 + s1) + (s2 + s3)
+                            sums = [builder.fadd(sums[i], sums[i + 1]) for i in range(0, len(sums), 2)]
+                        idioms.store(builder, sums[0], out_ptr, builder.add(o_off, const(v * lanes)))
+                with to_state:
+                    for u in range(U):
+                        for v in range(nv):
+                            idioms.store(builder, builder.load(accs[u][v]), state_ptr, at(u, v))
             return context.get_dummy_value()
 
         return sig, codegen
@@ -117,20 +177,21 @@ def _row_kernel(lanes, nv):
 
 def _row_python(lanes, nv):
     """The same ``row`` in NumPy, bit for bit (``fma32`` rounds as ``llvm.fma`` does): what runs
-    with ``NUMBA_DISABLE_JIT=1``. Nonzero p goes to accumulator set (p - p0) % U, the last
-    (p1 - p0) % U to set 0, as in the IR."""
+    with ``NUMBA_DISABLE_JIT=1``."""
     w = lanes * nv
 
-    def row(indices, data, p0, p1, dense, col, out, o_off):
-        accs = np.zeros((U, w), np.float32)
-        whole = p0 + (p1 - p0) // U * U
-        for p in range(p0, p1):
+    def row(indices, data, q0, q1, p0, whole, dense, col, state, s_off, resume, finish, out, o_off):
+        accs = as_lanes(state)[s_off:s_off + U * w].reshape(U, w).copy() if resume else np.zeros((U, w), np.float32)
+        for p in range(q0, q1):
             u = (p - p0) % U if p < whole else 0
             accs[u] = fma32(data[p], dense[indices[p], col:col + w], accs[u])
-        sums = list(accs)
-        while len(sums) > 1:     # pairwise: (s0 + s1) + (s2 + s3)
-            sums = [sums[i] + sums[i + 1] for i in range(0, len(sums), 2)]
-        as_lanes(out)[o_off:o_off + w] = sums[0]
+        if finish:
+            sums = list(accs)
+            while len(sums) > 1:     # pairwise: (s0 + s1) + (s2 + s3)
+                sums = [sums[i] + sums[i + 1] for i in range(0, len(sums), 2)]
+            as_lanes(out)[o_off:o_off + w] = sums[0]
+        else:
+            as_lanes(state)[s_off:s_off + U * w] = accs.reshape(-1)
 
     return row
 
@@ -142,38 +203,62 @@ _row_column = _row(1, 1)
 
 
 @njit(cache=True, parallel=True)
-def _csr_rows(indptr, indices, data, src, transposed, row_tasks, blocks, out):
+def _csr_rows(indptr, indices, data, src, transposed, row_tasks, chunk, bounds, blocks, states, out):
     """out[r] = sum over p in indptr[r]:indptr[r+1] of data[p] * dense[indices[p]], where
     ``dense`` is ``src`` or, when ``transposed``, ``src.T``.
 
     Tasks are blocks of CW columns x a share of the rows (one of ``row_tasks``), numbered column
     block first, so that each thread keeps to its own column blocks of ``dense``. With
     ``transposed``, each task first copies its block of ``src.T`` into its own C-contiguous buffer
-    (``blocks[t]``, K x CW), which then stays in L2 for the product.
+    (``blocks[t]``, K x CW), which then stays in L2 for the product. A task walks its rows once per
+    ``chunk`` rows of ``dense``, j-th chunk of row r taking its nonzeros ``bounds[r, j]:bounds[r, j+1]``
+    (``chunk_bounds``), and keeps each row's accumulator sets in ``states[t]`` between chunks.
     """
     rows, n = out.shape
+    k = src.shape[1] if transposed else src.shape[0]
     col_tasks = (n + CW - 1) // CW
     share = (rows + row_tasks - 1) // row_tasks
     for t in prange(col_tasks * row_tasks):
         c0, r0 = t // row_tasks * CW, t % row_tasks * share
-        c1 = min(c0 + CW, n)
+        c1, r1 = min(c0 + CW, n), min(r0 + share, rows)
         if transposed:
             dense, first = blocks[t], 0
             transpose_rows(src, c0, c1, dense)
         else:
             dense, first = src, c0
-        for r in range(r0, min(r0 + share, rows)):
-            p0, p1 = indptr[r], indptr[r + 1]
-            c = 0
-            if c1 - c0 == CW:
-                _row_block(indices, data, p0, p1, dense, first, out, r * n + c0)
-                c = CW
-            while c0 + c + 16 <= c1:
-                _row_vector(indices, data, p0, p1, dense, first + c, out, r * n + c0 + c)
-                c += 16
-            while c0 + c < c1:
-                _row_column(indices, data, p0, p1, dense, first + c, out, r * n + c0 + c)
-                c += 1
+        state = states[t]
+        chunks = max(1, (k + chunk - 1) // chunk)   # one pass even for K = 0: it writes the zeros
+        for j in range(chunks):
+            resume, finish = int(j > 0), int(j == chunks - 1)
+            for r in range(r0, r1):
+                p0, p1 = indptr[r], indptr[r + 1]
+                whole = p0 + (p1 - p0) // U * U
+                q0 = bounds[r, j] if resume else p0
+                q1 = p1 if finish else bounds[r, j + 1]
+                s_off = (r - r0) * U * CW
+                c = 0
+                if c1 - c0 == CW:
+                    _row_block(indices, data, q0, q1, p0, whole, dense, first, state, s_off, resume, finish,
+                               out, r * n + c0)
+                    c = CW
+                while c0 + c + 16 <= c1:
+                    _row_vector(indices, data, q0, q1, p0, whole, dense, first + c, state, s_off + U * c, resume,
+                                finish, out, r * n + c0 + c)
+                    c += 16
+                while c0 + c < c1:
+                    _row_column(indices, data, q0, q1, p0, whole, dense, first + c, state, s_off + U * c, resume,
+                                finish, out, r * n + c0 + c)
+                    c += 1
+
+
+@njit(cache=True, parallel=True)
+def chunk_bounds(indptr, indices, chunk, bounds):
+    """bounds[r, j] = the first nonzero of row r whose column is at least j * chunk (columns are
+    sorted within a row), for j = 0 .. bounds.shape[1] - 1."""
+    for r in prange(indptr.size - 1):
+        p0, p1 = indptr[r], indptr[r + 1]
+        for j in range(bounds.shape[1]):
+            bounds[r, j] = p0 + np.searchsorted(indices[p0:p1], j * chunk)
 
 
 NS_PER_UPDATE = 0.07   # one thread, per nonzero and dense column
@@ -198,6 +283,16 @@ def check_csr(indptr, indices, data, n_cols):
             np.ascontiguousarray(data))
 
 
+def has_sorted_indices(indptr, indices):
+    """Whether the column indices never decrease within a row (SciPy's ``has_sorted_indices``;
+    ``CSRMatrix.from_dense`` builds them so). Only then may ``csr_product`` take the dense matrix
+    in chunks of rows, as it finds each chunk's nonzeros by a binary search."""
+    falls = np.diff(indices) < 0
+    starts = indptr[1:-1]
+    falls[starts[(starts > 0) & (starts < indices.size)] - 1] = False     # between rows
+    return not falls.any()
+
+
 def csr_matmul(indptr, indices, data, dense):
     """``A @ dense`` for A given as CSR arrays (rows = len(indptr) - 1) and a 2-D float32 ``dense``.
 
@@ -205,12 +300,14 @@ def csr_matmul(indptr, indices, data, dense):
     not contiguous.
     """
     dense = check_matrix(dense, "dense", [np.float32])
-    return csr_product(*check_csr(indptr, indices, data, dense.shape[0]), dense)
+    indptr, indices, data = check_csr(indptr, indices, data, dense.shape[0])
+    return csr_product(indptr, indices, data, dense, has_sorted_indices(indptr, indices))
 
 
-def csr_product(indptr, indices, data, dense):
+def csr_product(indptr, indices, data, dense, sorted_indices=False):
     """``csr_matmul`` for CSR arrays already checked by ``check_csr`` (``CSRMatrix`` checks once,
-    when built: the checks read every index, which at batch 1 cost more than the product)."""
+    when built: the checks read every index, which at batch 1 cost more than the product).
+    ``sorted_indices``: ``has_sorted_indices`` of the arrays, which allows chunks (faster, the same bits)."""
     k, n = dense.shape
     out = np.empty((indptr.size - 1, n), np.float32)
     if out.size == 0:
@@ -224,8 +321,17 @@ def csr_product(indptr, indices, data, dense):
     else:
         src = np.ascontiguousarray(dense)     # a copy only for other strides (e.g. every other column)
         blocks = scratch("csr_blocks", 0, np.float32).reshape(0, k, CW)
+    tasks, share = col_tasks * row_tasks, -(-out.shape[0] // row_tasks)
+    chunked = (sorted_indices and CHUNK_ROWS > 0 and k * min(n, CW) * 4 > L1_BYTES
+               and data.size >= CHUNK_NNZ * out.shape[0] * -(-k // CHUNK_ROWS))
+    chunk = CHUNK_ROWS if chunked else max(k, 1)
+    states = scratch("csr_states", tasks * share * U * CW * chunked, np.float32).reshape(tasks, share * U * CW * chunked)
+    rows, chunks = out.shape[0], -(-k // chunk)
+    bounds = scratch("csr_bounds", (rows * (chunks + 1)) * chunked, np.int32).reshape(rows * chunked, (chunks + 1) * chunked)
+    if chunked:
+        threads.run(chunk_bounds, rows * chunks * 20, indptr, indices, chunk, bounds)
     threads.run(_csr_rows, data.size * n * NS_PER_UPDATE, indptr, indices, data, src, transposed, row_tasks,
-                blocks, out)
+                chunk, bounds, blocks, states, out)
     return out
 
 
