@@ -53,13 +53,14 @@ CW = 64 if VECTOR_BITS == 512 else 32
 AHEAD = 16 if VECTOR_BITS == 512 else 0
 # A task's block of dense (K x CW) stays in L2; a row's nonzeros read it at random, and from L1
 # the row kernel runs about twice as fast. So with AVX2, when the block outgrows L1, a task walks
-# its rows once per chunk of CHUNK_ROWS rows of it (32 KiB), keeping each row's accumulator sets
-# in memory between chunks. That costs about as much as a few dozen nonzeros per row and chunk, so
-# it is done only when rows have CHUNK_NNZ or more a chunk on average. With AVX-512's 64-column
-# blocks it never paid (benchmarks/README.md).
+# its rows once per chunk of rows of it, keeping each row's accumulator sets in memory between
+# chunks. That costs about as much as a few dozen nonzeros per row and chunk, so chunks are
+# CHUNK_ROWS rows (32 KiB) or more, enough for CHUNK_NNZ nonzeros per row on average, and there
+# are none when a row has fewer than that in all. With AVX-512's 64-column blocks chunks never
+# paid (benchmarks/README.md).
 L1_BYTES = 32 * 1024
 CHUNK_ROWS = L1_BYTES // (CW * 4) if VECTOR_BITS == 256 else 0
-CHUNK_NNZ = 40
+CHUNK_NNZ = 64
 
 
 def _row_kernel(lanes, nv):
@@ -283,6 +284,14 @@ def check_csr(indptr, indices, data, n_cols):
             np.ascontiguousarray(data))
 
 
+def _chunks(k, n, nnz_per_row):
+    """How many chunks of rows of the dense matrix (K, N) a product takes (see ``CHUNK_ROWS``)."""
+    if CHUNK_ROWS == 0 or k * min(n, CW) * 4 <= L1_BYTES or nnz_per_row == 0:
+        return 1
+    rows = max(CHUNK_ROWS, -(-CHUNK_NNZ * k // max(int(nnz_per_row), 1)))
+    return -(-k // rows)
+
+
 def has_sorted_indices(indptr, indices):
     """Whether the column indices never decrease within a row (SciPy's ``has_sorted_indices``;
     ``CSRMatrix.from_dense`` builds them so). Only then may ``csr_product`` take the dense matrix
@@ -322,11 +331,12 @@ def csr_product(indptr, indices, data, dense, sorted_indices=False):
         src = np.ascontiguousarray(dense)     # a copy only for other strides (e.g. every other column)
         blocks = scratch("csr_blocks", 0, np.float32).reshape(0, k, CW)
     tasks, share = col_tasks * row_tasks, -(-out.shape[0] // row_tasks)
-    chunked = (sorted_indices and CHUNK_ROWS > 0 and k * min(n, CW) * 4 > L1_BYTES
-               and data.size >= CHUNK_NNZ * out.shape[0] * -(-k // CHUNK_ROWS))
-    chunk = CHUNK_ROWS if chunked else max(k, 1)
+    chunks = _chunks(k, n, data.size / out.shape[0]) if sorted_indices else 1
+    chunk = -(-k // chunks) if chunks > 1 else max(k, 1)     # equal chunks
+    chunks = max(1, -(-k // chunk))
+    chunked = chunks > 1
     states = scratch("csr_states", tasks * share * U * CW * chunked, np.float32).reshape(tasks, share * U * CW * chunked)
-    rows, chunks = out.shape[0], -(-k // chunk)
+    rows = out.shape[0]
     bounds = scratch("csr_bounds", (rows * (chunks + 1)) * chunked, np.int32).reshape(rows * chunked, (chunks + 1) * chunked)
     if chunked:
         threads.run(chunk_bounds, rows * chunks * 20, indptr, indices, chunk, bounds)
