@@ -254,12 +254,16 @@ def _csr_rows(indptr, indices, data, src, transposed, row_tasks, chunk, bounds, 
 
 @njit(cache=True, parallel=True)
 def chunk_bounds(indptr, indices, chunk, bounds):
-    """bounds[r, j] = the first nonzero of row r whose column is at least j * chunk (columns are
-    sorted within a row), for j = 0 .. bounds.shape[1] - 1."""
+    """bounds[r, j]: where row r's nonzeros for the j-th chunk of ``chunk`` rows of the dense matrix
+    start (columns are sorted within a row), j = 0 .. bounds.shape[1] - 1: the first nonzero whose
+    column is at least j * chunk, or the one after it when that starts a chunk inside a round of
+    the U accumulator sets. Any split of a row's nonzeros gives the same sums; this one spares the
+    row kernel its branches for half rounds, and takes one dense row from outside the chunk."""
     for r in prange(indptr.size - 1):
         p0, p1 = indptr[r], indptr[r + 1]
         for j in range(bounds.shape[1]):
-            bounds[r, j] = p0 + np.searchsorted(indices[p0:p1], j * chunk)
+            p = p0 + np.searchsorted(indices[p0:p1], j * chunk)
+            bounds[r, j] = min(p0 + (p - p0 + U - 1) // U * U, p1)
 
 
 NS_PER_UPDATE = 0.07   # one thread, per nonzero and dense column
