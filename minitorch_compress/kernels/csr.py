@@ -68,10 +68,11 @@ def _row_kernel(lanes, nv):
     out, o_off)``: with ``w = nv*lanes``, adds ``data[p] * dense[indices[p], col:col+w]`` for the
     nonzeros p in [q0, q1) of a row whose nonzeros are [p0, p1) to U accumulator sets: set
     ``(p - p0) % U`` if ``p < whole`` (``p0 + (p1 - p0) // U * U``), else set 0 (see the module
-    docstring). The sets start at zero, or with ``resume`` from ``state.flat[s_off:s_off + U*w]``;
-    with ``finish`` their sum goes to ``out.flat[o_off:o_off+w]``, else they go back to ``state``.
-    A whole row is one call (q0 = p0, q1 = p1, no resume, finish); a row taken in chunks of the
-    dense block is several, with the same sums in the same order."""
+    docstring). q0 and q1 are each p1 or p0 plus a multiple of U. The sets start at zero, or with
+    ``resume`` from ``state.flat[s_off:s_off + U*w]``; with ``finish`` their sum goes to
+    ``out.flat[o_off:o_off+w]``, else they go back to ``state``. A whole row is one call (q0 = p0,
+    q1 = p1, no resume, finish); a row taken in chunks of the dense block is several
+    (``chunk_bounds``), with the same sums in the same order."""
     vec = ir.VectorType(ir.FloatType(), lanes)
 
     @intrinsic
@@ -131,32 +132,15 @@ def _row_kernel(lanes, nv):
                     dv = idioms.load(builder, dense_ptr, dense_at(p, v), vec)
                     builder.store(idioms.fma(builder, value, dv, builder.load(accs[u][v])), accs[u][v])
 
-            def update_if(p_var, end, cond, u):
-                """If p < end and ``cond``: nonzero p to set u, p += 1."""
-                p = builder.load(p_var)
-                with builder.if_then(builder.and_(builder.icmp_signed("<", p, end), cond)):
-                    update(p, u)
-                    builder.store(builder.add(p, const(1)), p_var)
-
-            p_var = cgutils.alloca_once_value(builder, q0)
-            end = builder.select(builder.icmp_signed("<", q1, whole), q1, whole)     # min(q1, whole)
-            # a chunk may start inside a round: its first nonzeros go to sets 1, 2, ... U - 1
-            for u in range(1, U):
-                phase = builder.srem(builder.sub(builder.load(p_var), p0), const(U))
-                update_if(p_var, end, builder.icmp_signed("==", phase, const(u)), u)
-            start = builder.load(p_var)
-            # end - start > -U (only the last p1 - whole < U nonzeros lie past whole): no rounds then
-            rounds = builder.sdiv(builder.sub(end, start), const(U))
+            # whole rounds of U nonzeros, from q0 (at a whole round or p1) to min(q1, whole) (no
+            # rounds when q0 = p1 > whole: p1 - whole < U), then the rest to set 0
+            end = builder.select(builder.icmp_signed("<", q1, whole), q1, whole)
+            rounds = builder.sdiv(builder.sub(end, q0), const(U))
             with cgutils.for_range(builder, rounds) as loop:
-                base = builder.add(start, builder.mul(loop.index, const(U)))
+                base = builder.add(q0, builder.mul(loop.index, const(U)))
                 for u in range(U):
                     update(builder.add(base, const(u)), u)
-            builder.store(builder.add(start, builder.mul(rounds, const(U))), p_var)
-            # ... and end inside one: its last nonzeros go to sets 0, 1, ...
-            for u in range(U - 1):
-                update_if(p_var, end, ir.Constant(ir.IntType(1), 1), u)
-            # past ``whole`` (p is there or beyond by now): set 0
-            with cgutils.for_range_slice(builder, builder.load(p_var), q1, const(1)) as (p, _):
+            with cgutils.for_range_slice(builder, builder.add(q0, builder.mul(rounds, const(U))), q1, const(1)) as (p, _):
                 update(p, 0)
             with builder.if_else(builder.icmp_signed("!=", finish, const(0))) as (to_out, to_state):
                 with to_out:
@@ -256,9 +240,11 @@ def _csr_rows(indptr, indices, data, src, transposed, row_tasks, chunk, bounds, 
 def chunk_bounds(indptr, indices, chunk, bounds):
     """bounds[r, j]: where row r's nonzeros for the j-th chunk of ``chunk`` rows of the dense matrix
     start (columns are sorted within a row), j = 0 .. bounds.shape[1] - 1: the first nonzero whose
-    column is at least j * chunk, or the one after it when that starts a chunk inside a round of
-    the U accumulator sets. Any split of a row's nonzeros gives the same sums; this one spares the
-    row kernel its branches for half rounds, and takes one dense row from outside the chunk."""
+    column is at least j * chunk, or the next one after it that starts a round of the U accumulator
+    sets, or p1. Any split of a row's nonzeros gives the same sums; the row kernel takes whole
+    rounds only (a chunk reads up to U - 1 dense rows past its end, from L2). Splitting exactly at
+    the chunk's edge, with half rounds at both ends, was 10-25% slower: their branches went either
+    way."""
     for r in prange(indptr.size - 1):
         p0, p1 = indptr[r], indptr[r + 1]
         for j in range(bounds.shape[1]):
