@@ -48,7 +48,7 @@ def _chunked(monkeypatch, rows):
 def test_chunks_of_the_dense_matrix_give_the_same_bits(monkeypatch, n):
     # With AVX2 a product whose dense block outgrows L1 takes it in chunks of rows, each row's two
     # accumulator sets kept in memory in between: the same sums in the same order, the same bits.
-    # Rows of 0-11 nonzeros, so that chunks start and end inside rounds of the two sets and past them
+    # Rows of 0-11 nonzeros, odd and even, so that chunks meet rows' last odd nonzeros and empty rows
     rng = np.random.default_rng(n)
     k = 90
     a = np.zeros((41, k), np.float32)

@@ -15,8 +15,8 @@ per nonzero at batch 256), so three things matter:
   than 16) and the batch-of-one product, so every column of ``out`` is rounded the same way
   whatever the batch size. With AVX-512 it prefetches the dense row of the nonzero ``AHEAD``
   places on, which the hardware prefetcher cannot guess;
-- with AVX2, a task whose block outgrows L1 takes it in chunks of ``CHUNK_ROWS`` rows (32 KiB),
-  walking its rows once per chunk: a row's nonzeros in the chunk (found by ``chunk_bounds``; the
+- with AVX2, a task whose block outgrows L1 takes it in chunks of at least ``CHUNK_ROWS`` rows
+  (32 KiB), enough for ``CHUNK_NNZ`` nonzeros per row, walking its rows once per chunk: a row's nonzeros in the chunk (found by ``chunk_bounds``; the
   columns must be sorted within rows) go to the same sets as in one pass, which wait in memory
   between chunks. The sums and their order, so the bits, do not change.
 
@@ -196,8 +196,9 @@ def _csr_rows(indptr, indices, data, src, transposed, row_tasks, chunk, bounds, 
     block first, so that each thread keeps to its own column blocks of ``dense``. With
     ``transposed``, each task first copies its block of ``src.T`` into its own C-contiguous buffer
     (``blocks[t]``, K x CW), which then stays in L2 for the product. A task walks its rows once per
-    ``chunk`` rows of ``dense``, j-th chunk of row r taking its nonzeros ``bounds[r, j]:bounds[r, j+1]``
-    (``chunk_bounds``), and keeps each row's accumulator sets in ``states[t]`` between chunks.
+    ``chunk`` rows of ``dense``, chunk j of row r taking its nonzeros ``bounds[r, j-1]:bounds[r, j]``
+    (``chunk_bounds``; the row's first and last nonzero at the ends), and keeps each row's
+    accumulator sets in ``states[t]`` between chunks.
     """
     rows, n = out.shape
     k = src.shape[1] if transposed else src.shape[0]
@@ -218,8 +219,8 @@ def _csr_rows(indptr, indices, data, src, transposed, row_tasks, chunk, bounds, 
             for r in range(r0, r1):
                 p0, p1 = indptr[r], indptr[r + 1]
                 whole = p0 + (p1 - p0) // U * U
-                q0 = bounds[r, j] if resume else p0
-                q1 = p1 if finish else bounds[r, j + 1]
+                q0 = bounds[r, j - 1] if resume else p0
+                q1 = p1 if finish else bounds[r, j]
                 s_off = (r - r0) * U * CW
                 c = 0
                 if c1 - c0 == CW:
@@ -238,17 +239,16 @@ def _csr_rows(indptr, indices, data, src, transposed, row_tasks, chunk, bounds, 
 
 @njit(cache=True, parallel=True)
 def chunk_bounds(indptr, indices, chunk, bounds):
-    """bounds[r, j]: where row r's nonzeros for the j-th chunk of ``chunk`` rows of the dense matrix
-    start (columns are sorted within a row), j = 0 .. bounds.shape[1] - 1: the first nonzero whose
-    column is at least j * chunk, or the next one after it that starts a round of the U accumulator
-    sets, or p1. Any split of a row's nonzeros gives the same sums; the row kernel takes whole
-    rounds only (a chunk reads up to U - 1 dense rows past its end, from L2). Splitting exactly at
-    the chunk's edge, with half rounds at both ends, was 10-25% slower: their branches went either
-    way."""
+    """bounds[r, j]: where row r's nonzeros for chunk j + 1 of ``chunk`` rows of the dense matrix
+    start (columns are sorted within a row; chunk 0 starts at the row's first nonzero): the first
+    nonzero whose column is at least (j + 1) * chunk, or the next one after it that starts a round
+    of the U accumulator sets, or p1. Any split of a row's nonzeros gives the same sums; with whole
+    rounds only, the row kernel needs no code for half ones (a chunk reads up to U - 1 dense rows
+    past its end)."""
     for r in prange(indptr.size - 1):
         p0, p1 = indptr[r], indptr[r + 1]
         for j in range(bounds.shape[1]):
-            p = p0 + np.searchsorted(indices[p0:p1], j * chunk)
+            p = p0 + np.searchsorted(indices[p0:p1], (j + 1) * chunk)
             bounds[r, j] = min(p0 + (p - p0 + U - 1) // U * U, p1)
 
 
@@ -276,7 +276,7 @@ def check_csr(indptr, indices, data, n_cols):
 
 def _chunks(k, n, nnz_per_row):
     """How many chunks of rows of the dense matrix (K, N) a product takes (see ``CHUNK_ROWS``)."""
-    if CHUNK_ROWS == 0 or k * min(n, CW) * 4 <= L1_BYTES or nnz_per_row == 0:
+    if CHUNK_ROWS == 0 or k * min(n, CW) * 4 <= L1_BYTES:
         return 1
     rows = max(CHUNK_ROWS, -(-CHUNK_NNZ * k // max(int(nnz_per_row), 1)))
     return -(-k // rows)
@@ -300,13 +300,14 @@ def csr_matmul(indptr, indices, data, dense):
     """
     dense = check_matrix(dense, "dense", [np.float32])
     indptr, indices, data = check_csr(indptr, indices, data, dense.shape[0])
-    return csr_product(indptr, indices, data, dense, has_sorted_indices(indptr, indices))
+    return csr_product(indptr, indices, data, dense)
 
 
-def csr_product(indptr, indices, data, dense, sorted_indices=False):
+def csr_product(indptr, indices, data, dense, sorted_indices=None):
     """``csr_matmul`` for CSR arrays already checked by ``check_csr`` (``CSRMatrix`` checks once,
     when built: the checks read every index, which at batch 1 cost more than the product).
-    ``sorted_indices``: ``has_sorted_indices`` of the arrays, which allows chunks (faster, the same bits)."""
+    ``sorted_indices``: ``has_sorted_indices`` of the arrays if known (None: found when chunks
+    would pay), which allows chunks (faster, the same bits); True for unsorted rows is wrong."""
     k, n = dense.shape
     out = np.empty((indptr.size - 1, n), np.float32)
     if out.size == 0:
@@ -321,13 +322,14 @@ def csr_product(indptr, indices, data, dense, sorted_indices=False):
         src = np.ascontiguousarray(dense)     # a copy only for other strides (e.g. every other column)
         blocks = scratch("csr_blocks", 0, np.float32).reshape(0, k, CW)
     tasks, share = col_tasks * row_tasks, -(-out.shape[0] // row_tasks)
-    chunks = _chunks(k, n, data.size / out.shape[0]) if sorted_indices else 1
-    chunk = -(-k // chunks) if chunks > 1 else max(k, 1)     # equal chunks
-    chunks = max(1, -(-k // chunk))
-    chunked = chunks > 1
+    chunks = _chunks(k, n, data.size / out.shape[0])
+    if chunks > 1 and sorted_indices is None:
+        sorted_indices = has_sorted_indices(indptr, indices)
+    chunked = chunks > 1 and sorted_indices
+    chunk = -(-k // chunks) if chunked else max(k, 1)     # equal chunks
     states = scratch("csr_states", tasks * share * U * CW * chunked, np.float32).reshape(tasks, share * U * CW * chunked)
     rows = out.shape[0]
-    bounds = scratch("csr_bounds", (rows * (chunks + 1)) * chunked, np.int32).reshape(rows * chunked, (chunks + 1) * chunked)
+    bounds = scratch("csr_bounds", rows * (chunks - 1) * chunked, np.int32).reshape(rows * chunked, (chunks - 1) * chunked)
     if chunked:
         threads.run(chunk_bounds, rows * chunks * 20, indptr, indices, chunk, bounds)
     threads.run(_csr_rows, data.size * n * NS_PER_UPDATE, indptr, indices, data, src, transposed, row_tasks,

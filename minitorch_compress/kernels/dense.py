@@ -10,7 +10,8 @@ C-contiguous or its rows are a multiple of 1 KiB long (``microkernel.row_buffer`
 well costs more than it gains in the loop. The product then runs as
 ``microkernel.blocked_product``: independent tasks of C under ``prange``, each walking K in
 blocks of at most ``KC`` and calling the ``MR x NR`` micro-kernel (``MR_SMALL x NR`` for the last
-rows when that pads fewer), whose accumulators stay in vector registers. Packing costs O(KN) against the O(MNK) product.
+rows when that pads fewer), whose accumulators stay in vector registers. Packing costs O(KN)
+against the O(MNK) product.
 """
 import glob
 
@@ -87,8 +88,9 @@ def _pack_b(b, bp, nr):
     as it was), k-major, zero past the last column.
 
     A task takes ``PACK_ROWS`` rows of B and writes them strip by strip, so each row is read in
-    order and each strip gets PACK_ROWS steps (512 bytes on AVX2) in a row. One row at a time wrote 64 bytes to each of N/16 places far apart (3x slower at 1024 x 1024); a whole strip
-    at a time strides through B (slow when its width is a multiple of 1024)."""
+    order and each strip gets PACK_ROWS steps (512 bytes on AVX2) in a row. One row at a time
+    wrote 64 bytes to each of N/16 places far apart (3x slower at 1024 x 1024); a whole strip at a
+    time strides through B (slow when its width is a multiple of 1024)."""
     k, n = b.shape
     full, tail = n // nr, n % nr
     for block in prange((k + PACK_ROWS - 1) // PACK_ROWS):

@@ -1,8 +1,9 @@
 """Register-tiled micro-kernels written in LLVM IR through Numba's ``@intrinsic``, and the
 blocked, parallel loop that calls them: the one product loop of the dense and int8 kernels.
 
-A micro-kernel computes one ``MR x NR`` tile (``NR = NV*16``) of a matrix product over ``kc``
-steps, keeping the whole tile in ``MR*NV`` vector registers of 16 lanes::
+A micro-kernel computes one ``MR x NR`` tile (``NR = NV*16``; ``tile_small`` has ``MR_SMALL``
+rows) of a matrix product over ``kc`` steps, keeping the whole tile in ``MR*NV`` vector registers
+of 16 lanes::
 
     acc[i][v] = C[c_off + i*c_rs + v*16 : ... + 16] if accumulate else init[init_off + v*16 : ... + 16]
     for k in range(kc):
@@ -35,7 +36,7 @@ follows the CPU) and however K is blocked: the same bits on every CPU.
 ``init`` is a per-column start value: zeros for a plain product, the int8 kernels' zero-point
 correction.
 
-``tile_python`` is the loop above in NumPy, bit for bit the same (``fma32`` rounds as ``llvm.fma``
+``tile_python`` (and ``tile_small_python``) is the loop above in NumPy, bit for bit the same (``fma32`` rounds as ``llvm.fma``
 does); it is what runs with ``NUMBA_DISABLE_JIT=1``, where every kernel is plain Python that a
 debugger can step through.
 """
@@ -66,7 +67,7 @@ NR = NV * LANES
 # fewer rows (``row_strips``; 128 = 20 x 6 + 2 x 4 on AVX2, where a 6-row tile for the last 2 rows
 # did the work of 6). 4 x NV vectors still make 8 independent chains, as two FMA units need.
 MR_SMALL = 4
-MC = 8 * MR     # rows of C per task (8 strips)
+MC = 8 * MR     # rows of C per task: 8 row strips (of MR rows, or fewer at the end)
 # Columns of C per task, for both tiles: small enough that LeNet's 300 x 784 x 256 splits evenly
 # over 2 threads, large enough that a task reuses its A rows (benchmarks/README.md).
 NT = 128
