@@ -11,7 +11,7 @@ from numba import njit
 
 import minitorch_compress as mc
 from minitorch_compress import kernels as K
-from minitorch_compress.kernels import dense, microkernel
+from minitorch_compress.kernels import dense, int8, microkernel
 from minitorch_compress.kernels.dense import KC, matmul_reference
 from minitorch_compress.kernels.int8 import int8_matmul_reference
 from minitorch_compress.kernels.requant import int8_linear_dequant_reference, int8_linear_requant_reference
@@ -23,8 +23,8 @@ from jit_twins import run_jit_off_and_on
 
 FEW = settings(max_examples=25, deadline=None)
 dims = st.integers(0, 70)
-requires_vnni = pytest.mark.skipif(not K.has_vnni(), reason="CPU lacks AVX512-VNNI (or Numba does not target the host)")
-INT8_KERNELS = ["portable", pytest.param("vnni", marks=requires_vnni)]
+# the portable kernel, and the byte kernel of the CPU Numba compiles for (VNNI or AVX2), if it has one
+INT8_KERNELS = ["portable"] + [kernel for kernel in [int8.BYTE_KERNEL] if kernel]
 
 
 def _f32(rng, *shape):
@@ -72,7 +72,7 @@ def test_matmul_same_bits_for_any_k_block(monkeypatch):
 
 @pytest.mark.parametrize("m", [1, microkernel.MR - 1, 2 * microkernel.MR + 1, 128, 131])
 def test_matmul_reads_a_in_place_and_its_last_rows_from_a_copy(monkeypatch, m):
-    # C-contiguous A is read where it is, its last M % MR rows from a padded copy; A with strided
+    # C-contiguous A is read where it is, a last strip past M from a padded copy; A with strided
     # columns is copied whole. Both must give the same bits, over several k-blocks (KC = 7) as well
     rng = np.random.default_rng(m)
     a, b = _f32(rng, m, 100), _f32(rng, 100, 40)
@@ -205,11 +205,13 @@ def test_row_sums_at_the_largest_k():
     assert K.pack_int8_weight(w).row_sums.tolist() == [-128 * 2 ** 16, 127 * 2 ** 16]
 
 
-@requires_vnni
-def test_vnni_chosen_automatically():
+def test_byte_kernel_chosen_automatically():
     packed = K.pack_int8_weight(np.ones((4, 8), np.int8))
-    assert packed.quads is not None
-    assert K.instruction_counts("vnni")["vpdpbusd"] > 0
+    assert (packed.quads is not None) == (int8.BYTE_KERNEL is not None)
+    if int8.BYTE_KERNEL is not None:    # its instruction is in the machine code
+        instruction = {"vnni": "vpdpbusd", "avx2": "vpmaddubsw"}[int8.BYTE_KERNEL]
+        assert K.instruction_counts(int8.BYTE_KERNEL)[instruction] > 0
+    assert int8.BYTE_KERNEL == ("vnni" if K.has_vnni() else "avx2" if K.has_maddubs() else None)
 
 
 def test_portable_packing_skips_the_byte_layout():
@@ -449,6 +451,18 @@ SMALLER_CPU_CHECKS = textwrap.dedent("""
     whole = K.matmul(a, b)
     for m in range(1, 20):   # rows in 6- and 4-row strips, whole and edge tiles: the same bits
         assert K.matmul(a[:m], b).tobytes() == whole[:m].tobytes(), m
+    for m in range(1, 200):   # strips of 6 and 4 rows that pad the fewest rows
+        big, small = microkernel.MR, microkernel.MR_SMALL
+        options = [(b * big + s * small, b + s, b, s)
+                   for b in range(m // big + 2) for s in range(m // small + 2) if b * big + s * small >= m]
+        assert microkernel.row_strips(m) == min(options)[2:], m
+    from minitorch_compress.kernels import csr     # CSR in chunks of 32-column blocks: the same bits
+    w = np.where(rng.random((300, 600)) < 0.6, 0, rng.standard_normal((300, 600))).astype(np.float32)
+    s, x = CSRMatrix.from_dense(w), rng.standard_normal((600, 70)).astype(np.float32)
+    assert csr._chunks(600, 70, s.nnz / 300) > 1
+    chunked, chunked_xt = s @ x, s @ np.ascontiguousarray(x.T).T
+    csr.CHUNK_ROWS = 0
+    assert chunked.tobytes() == (s @ x).tobytes() == chunked_xt.tobytes()
     a, b = np.full((3, 2 ** 16), -128, np.int8), np.full((2 ** 16, 17), -128, np.int8)
     assert (K.int8_matmul(a, b) == 2 ** 30).all()
     from minitorch_compress.kernels.dense64 import product_python
@@ -484,13 +498,18 @@ AVX2_CHECKS = """
     def tile(a, a_off, a_rs, b, b_off, kc, c, c_off, c_rs, init, init_off, accumulate):
         microkernel.tile(a, a_off, a_rs, b, b_off, kc, c, c_off, c_rs, init, init_off, accumulate)
 
+    @njit
+    def tile_small(a, a_off, a_rs, b, b_off, kc, c, c_off, c_rs, init, init_off, accumulate):
+        microkernel.tile_small(a, a_off, a_rs, b, b_off, kc, c, c_off, c_rs, init, init_off, accumulate)
+
     a = rng.integers(0, 256, microkernel.MR * 41 * 4).astype(np.uint8)
     b = rng.integers(-128, 128, 37 * microkernel.NR * 4).astype(np.int8)
     c, init = np.zeros(microkernel.MR * microkernel.NR, np.int32), np.arange(microkernel.NR, dtype=np.int32)
-    compiled, python = c.copy(), c.copy()
-    tile(a, 3, 41, b, 0, 37, compiled, 0, microkernel.NR, init, 0, 0)
-    microkernel.tile_python(a, 3, 41, b, 0, 37, python, 0, microkernel.NR, init, 0, 0)
-    assert compiled.tobytes() == python.tobytes()
+    for compiled_tile, python_tile in [(tile, microkernel.tile_python), (tile_small, microkernel.tile_small_python)]:
+        compiled, python = c.copy(), c.copy()
+        compiled_tile(a, 3, 41, b, 0, 37, compiled, 0, microkernel.NR, init, 0, 0)
+        python_tile(a, 3, 41, b, 0, 37, python, 0, microkernel.NR, init, 0, 0)
+        assert compiled.tobytes() == python.tobytes()
     counts = K.instruction_counts("avx2")
     assert counts["vpmaddubsw"] > 0 and counts["vpmaddwd"] > 0 and counts["vpdpbusd"] == 0, counts
 """
@@ -661,7 +680,7 @@ NO_JIT_PRODUCTS = textwrap.dedent("""
         out[f"csr{m}"], out[f"csr_xt{m}"] = s @ np.ascontiguousarray(a.T), s @ a.T
         ai, bi = rng.integers(-128, 128, (m, k), dtype=np.int8), rng.integers(-128, 128, (k, n), dtype=np.int8)
         out[f"int8{m}"], out[f"int8p{m}"] = K.int8_matmul(ai, bi), K.int8_matmul(ai, bi, kernel="portable")
-    from minitorch_compress.kernels import csr     # the dense matrix in chunks of 3 rows (AVX2's L1 chunks)
+    from minitorch_compress.kernels import csr     # the dense matrix in chunks of 3 rows, as AVX2 takes it in 256+
     csr.CHUNK_ROWS, csr.CHUNK_NNZ, csr.L1_BYTES = 3, 0, 0
     out["csr_chunks"], out["csr_xt_chunks"] = s @ np.ascontiguousarray(a.T), s @ a.T
     np.savez(sys.argv[1], **out)
