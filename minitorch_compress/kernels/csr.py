@@ -16,9 +16,10 @@ per nonzero at batch 256), so three things matter:
   whatever the batch size. With AVX-512 it prefetches the dense row of the nonzero ``AHEAD``
   places on, which the hardware prefetcher cannot guess;
 - with AVX2, a task whose block outgrows L1 takes it in chunks of at least ``CHUNK_ROWS`` rows
-  (32 KiB), enough for ``CHUNK_NNZ`` nonzeros per row, walking its rows once per chunk: a row's nonzeros in the chunk (found by ``chunk_bounds``; the
-  columns must be sorted within rows) go to the same sets as in one pass, which wait in memory
-  between chunks. The sums and their order, so the bits, do not change.
+  (32 KiB), enough for ``CHUNK_NNZ`` nonzeros per row, walking its rows once per chunk: a row's
+  nonzeros in the chunk (found by ``chunk_bounds``; the columns must be sorted within rows) go
+  to the same sets as in one pass, which wait in memory between chunks. The sums and their
+  order, so the bits, do not change.
 
 ``_row_python`` is the same row kernel in NumPy, which runs when the JIT is off.
 
@@ -321,15 +322,17 @@ def csr_product(indptr, indices, data, dense, sorted_indices=None):
     else:
         src = np.ascontiguousarray(dense)     # a copy only for other strides (e.g. every other column)
         blocks = scratch("csr_blocks", 0, np.float32).reshape(0, k, CW)
-    tasks, share = col_tasks * row_tasks, -(-out.shape[0] // row_tasks)
-    chunks = _chunks(k, n, data.size / out.shape[0])
+    rows = out.shape[0]
+    tasks, share = col_tasks * row_tasks, -(-rows // row_tasks)
+    chunks = _chunks(k, n, data.size / rows)
     if chunks > 1 and sorted_indices is None:
         sorted_indices = has_sorted_indices(indptr, indices)
     chunked = chunks > 1 and sorted_indices
     chunk = -(-k // chunks) if chunked else max(k, 1)     # equal chunks
-    states = scratch("csr_states", tasks * share * U * CW * chunked, np.float32).reshape(tasks, share * U * CW * chunked)
-    rows = out.shape[0]
-    bounds = scratch("csr_bounds", rows * (chunks - 1) * chunked, np.int32).reshape(rows * chunked, (chunks - 1) * chunked)
+    # each task's rows' accumulator sets, and each row's inner chunk starts (none without chunks)
+    state_size, inner = (share * U * CW, chunks - 1) if chunked else (0, 0)
+    states = scratch("csr_states", tasks * state_size, np.float32).reshape(tasks, state_size)
+    bounds = scratch("csr_bounds", rows * inner, np.int32).reshape(rows, inner)
     if chunked:
         threads.run(chunk_bounds, rows * chunks * 20, indptr, indices, chunk, bounds)
     threads.run(_csr_rows, data.size * n * NS_PER_UPDATE, indptr, indices, data, src, transposed, row_tasks,
