@@ -486,7 +486,7 @@ AVX2_CHECKS = """
             w = rng.integers(w_lo, w_hi + 1, (n, k)).astype(np.int8)
             x[0], x[-1, -1], w[0] = x_hi, x_lo, w_lo      # the range's ends: its worst pair sums
             packed = K.pack_int8_weight(w)
-            assert int8._plan(x, packed, None)[0] == plan
+            assert int8._plan(x, packed.quads is not None, packed.max_abs, None)[0] == plan
             np.testing.assert_array_equal(K.int8_linear(x, packed, x_zero_point=x_lo + 1),
                                           int8_matmul_reference(x.astype(np.int64) - (x_lo + 1), w.T))
             if x_dtype == np.int8:

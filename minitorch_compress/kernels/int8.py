@@ -85,10 +85,10 @@ class PackedInt8Weight:
     first use.
     """
 
-    def __init__(self, weight, quads, row_sums):
+    def __init__(self, weight, quads, row_sums, max_abs=None):
         self.weight, self.quads, self.row_sums = weight, quads, row_sums
         self.shape = weight.shape
-        self.max_abs = _max_abs(weight)
+        self.max_abs = _max_abs(weight) if max_abs is None else max_abs
         self._portable = None
         self._offsets = {}
 
@@ -135,12 +135,15 @@ def pack_int8_weight(weight, quads=None):
     w = check_matrix(weight, "weight", [np.int8])
     if w.shape[1] > MAX_K:
         raise ValueError(f"K={w.shape[1]} exceeds {MAX_K}: the int32 accumulation could overflow")
+    return _packed(w, BYTE_KERNEL is not None if quads is None else quads)
+
+
+def _packed(w, quads, max_abs=None):
+    """``pack_int8_weight`` of a checked W; ``max_abs`` its largest |W| if already known."""
     w = np.ascontiguousarray(w)
-    if quads is None:
-        quads = BYTE_KERNEL is not None
     sums = np.empty(w.shape[0], np.int64)
     threads.run(row_sums, w.size * NS_PER_SUMMED, w, sums)
-    return PackedInt8Weight(w, _pack(w, np.int8) if quads else None, sums)
+    return PackedInt8Weight(w, _pack(w, np.int8) if quads else None, sums, max_abs)
 
 
 def _activations(x, dtype, shift):
@@ -159,21 +162,22 @@ def _activations(x, dtype, shift):
     return xa
 
 
-def _plan(x, packed, kernel):
-    """(kernel, shift): the micro-kernel that runs ``x @ W.T`` and what x is shifted by to be uint8.
+def _plan(x, quads, w_max_abs, kernel):
+    """(kernel, shift): the micro-kernel that runs ``x @ W.T`` and what x is shifted by to be uint8,
+    for a W packed in 4-byte lanes or not (``quads``) whose largest |W| is ``w_max_abs``.
 
     ``kernel=None`` takes the CPU's byte kernel when W is packed for it and, for AVX2, when the
     codes fit its int16 pair sums (``maddubs.fits``), else the portable one."""
     if kernel in ("vnni", "avx2") and kernel != BYTE_KERNEL:
         wanted = "AVX512-VNNI" if kernel == "vnni" else "AVX2 without AVX512-VNNI"
         raise ValueError(f"kernel={kernel!r} needs a CPU with {wanted}; this one runs {BYTE_KERNEL or 'portable'}")
-    if kernel in ("vnni", "avx2") and packed.quads is None:
+    if kernel in ("vnni", "avx2") and not quads:
         raise ValueError(f"kernel={kernel!r} needs a weight packed in 4-byte lanes (pack_int8_weight, quads=None)")
     if kernel is None:
-        kernel = BYTE_KERNEL if packed.quads is not None else "portable"
+        kernel = BYTE_KERNEL if quads else "portable"
     if kernel != "avx2":
         return kernel, 128 if kernel == "vnni" and x.dtype == np.int8 else 0
-    shift = _avx2_shift(x, packed.max_abs)
+    shift = _avx2_shift(x, w_max_abs)
     return ("portable", 0) if shift is None else (kernel, shift)
 
 
@@ -209,7 +213,7 @@ def int8_linear(x, packed, kernel=None, x_zero_point=0):
     m = x.shape[0]
     if m == 0 or n == 0 or k == 0:
         return np.zeros((m, n), np.int32)
-    kernel, shift = _plan(x, packed, kernel)
+    kernel, shift = _plan(x, packed.quads is not None, packed.max_abs, kernel)
     return _product(x, packed, kernel, shift, x_zero_point)
 
 
@@ -243,9 +247,15 @@ def int8_matmul(a, b, kernel=None):
     check_inner(a.shape, b.shape)
     if kernel not in KERNELS:
         raise ValueError(f"unknown int8 kernel {kernel!r}; expected one of {KERNELS}")
-    if kernel in (None, "avx2") and BYTE_KERNEL == "avx2" and _avx2_shift(a, _max_abs(b)) is None:
-        kernel = "portable"    # codes the AVX2 kernel cannot take: pack only what will run
-    return int8_linear(a, pack_int8_weight(b.T, quads=False if kernel == "portable" else None), kernel)
+    if b.shape[0] > MAX_K:
+        raise ValueError(f"K={b.shape[0]} exceeds {MAX_K}: the int32 accumulation could overflow")
+    if 0 in a.shape or 0 in b.shape:
+        return np.zeros((a.shape[0], b.shape[1]), np.int32)
+    # the plan first, so that only the layout that will run is packed; each operand's min and
+    # max are read once
+    b_max_abs = _max_abs(b)
+    kernel, shift = _plan(a, BYTE_KERNEL is not None and kernel != "portable", b_max_abs, kernel)
+    return _product(a, _packed(b.T, kernel != "portable", b_max_abs), kernel, shift, 0)
 
 
 def int8_matmul_reference(a, b):
