@@ -419,12 +419,33 @@ def test_one_thread_and_the_pool_give_identical_results(monkeypatch):
 @FEW
 @given(n=st.integers(1, 70), k=st.integers(0, 70), first=st.integers(0, 69), seed=st.integers(0, 2**32 - 1))
 def test_transpose_rows_matches_numpy(n, k, first, seed):
-    # whole 16 x 16 blocks in registers, the edges element by element; dst's other columns untouched
+    # whole blocks in registers (transpose.BLOCK), the edges element by element; dst's other
+    # columns untouched
     first = min(first, n - 1)
     src = _f32(np.random.default_rng(seed), n, k)
     got, expected = np.full((k, 80), np.nan, np.float32), np.full((k, 80), np.nan, np.float32)
     transpose_rows(src, first, n, got)
     transpose_reference(src, first, n, expected)
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("lanes", [8, 16])
+def test_transpose_blocks_in_registers_match_numpy(lanes):
+    # both recipes on every CPU (transpose_rows uses the one that fits the vector registers): the
+    # block at row 3, column 5 of src lands at row 2, column 4 of dst, and nothing else is written
+    from numba import njit
+    from minitorch_compress.kernels import transpose
+    block = {8: transpose._transpose8, 16: transpose._transpose16}[lanes]
+
+    @njit
+    def run(src, s_off, s_rs, dst, d_off, d_rs):
+        block(src, s_off, s_rs, dst, d_off, d_rs)
+
+    src = _f32(np.random.default_rng(lanes), 40, 37)
+    got = np.full((30, 25), np.nan, np.float32)
+    run(src, 3 * 37 + 5, 37, got, 2 * 25 + 4, 25)
+    expected = np.full((30, 25), np.nan, np.float32)
+    expected[2:2 + lanes, 4:4 + lanes] = src[3:3 + lanes, 5:5 + lanes].T
     np.testing.assert_array_equal(got, expected)
 
 

@@ -35,9 +35,10 @@ int16 pair sums, and the portable kernel (``int8.py``) elsewhere; ``kernel=`` fo
 ``instruction_counts(kernel)`` counts e.g. ``vpdpbusd``/``vfmadd231ps`` in a kernel's machine code.
 
 Each kernel has a NumPy reference beside it (``*_reference``), which the tests compare with. The
-micro-kernels written in LLVM IR (``microkernel.tile``, the CSR row kernel, the 16 x 16 transpose)
-also have plain-Python twins, bit for bit the same (``fma32`` rounds a fused multiply-add once):
-with ``NUMBA_DISABLE_JIT=1`` every kernel runs as Python that a debugger can step through.
+micro-kernels written in LLVM IR (``microkernel.tile``, the CSR row kernel, the in-register
+transposes) also have plain-Python twins, bit for bit the same (``fma32`` rounds a fused
+multiply-add once): with ``NUMBA_DISABLE_JIT=1`` every kernel runs as Python that a debugger can
+step through.
 Thread settings for mixing these parallel kernels with OpenBLAS are chosen in the package
 ``__init__`` (measured by ``benchmarks/kernels.py --threads``).
 """
