@@ -286,6 +286,8 @@ def test_avx2_kernel_takes_codes_only_where_they_fit():
 def test_int8_k_above_limit_raises():
     with pytest.raises(ValueError, match="K=65537 exceeds 65536"):
         K.int8_matmul(np.zeros((1, 2 ** 16 + 1), np.int8), np.zeros((2 ** 16 + 1, 1), np.int8))
+    with pytest.raises(ValueError, match="K=65537 exceeds 65536"):
+        K.pack_int8_weight(np.zeros((1, 2 ** 16 + 1), np.int8))
 
 
 @pytest.mark.parametrize("call,error,match", [

@@ -133,9 +133,13 @@ def pack_int8_weight(weight, quads=None):
     VNNI or AVX2); False skips it (only the portable kernel will run).
     """
     w = check_matrix(weight, "weight", [np.int8])
-    if w.shape[1] > MAX_K:
-        raise ValueError(f"K={w.shape[1]} exceeds {MAX_K}: the int32 accumulation could overflow")
+    _check_depth(w.shape[1])
     return _packed(w, BYTE_KERNEL is not None if quads is None else quads)
+
+
+def _check_depth(k):
+    if k > MAX_K:
+        raise ValueError(f"K={k} exceeds {MAX_K}: the int32 accumulation could overflow")
 
 
 def _packed(w, quads, max_abs=None):
@@ -247,8 +251,7 @@ def int8_matmul(a, b, kernel=None):
     check_inner(a.shape, b.shape)
     if kernel not in KERNELS:
         raise ValueError(f"unknown int8 kernel {kernel!r}; expected one of {KERNELS}")
-    if b.shape[0] > MAX_K:
-        raise ValueError(f"K={b.shape[0]} exceeds {MAX_K}: the int32 accumulation could overflow")
+    _check_depth(b.shape[0])
     if 0 in a.shape or 0 in b.shape:
         return np.zeros((a.shape[0], b.shape[1]), np.int32)
     # the plan first, so that only the layout that will run is packed; each operand's min and
