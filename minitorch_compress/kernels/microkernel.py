@@ -31,14 +31,15 @@ pads fewer rows (``row_strips``). ``C`` is the product itself for whole tiles, s
 from registers straight to memory (a copy through a scratch tile would cost a good part of the
 int8 kernel's time); tiles at the edges go through a scratch tile: ``load_tile`` fills it with
 what C holds so far, the micro-kernel continues from it, ``store_tile`` copies the part inside
-back. Every element of C is so one chain ``init + a_0 b_0 + a_1 b_1 + ...`` in the order of k, whatever the tile shape (which
-follows the CPU) and however K is blocked: the same bits on every CPU.
+back. Every element of C is so one chain ``init + a_0 b_0 + a_1 b_1 + ...`` in the order of k,
+whatever the tile shape (which follows the CPU) and however K is blocked: the same bits on every
+CPU.
 ``init`` is a per-column start value: zeros for a plain product, the int8 kernels' zero-point
 correction.
 
 ``tile_python`` (and ``tile_small_python``) is the loop above in NumPy, bit for bit the same
-(``fma32`` rounds as ``llvm.fma`` does); it is what runs with ``NUMBA_DISABLE_JIT=1``, where every kernel is plain Python that a
-debugger can step through.
+(``fma32`` rounds as ``llvm.fma`` does); it is what runs with ``NUMBA_DISABLE_JIT=1``, where
+every kernel is plain Python that a debugger can step through.
 """
 import numpy as np
 from llvmlite import ir
