@@ -130,12 +130,18 @@ def test_matmul_rejects_bad_inputs(a, b, error, match):
 
 
 # ----- int8 ------------------------------------------------------------------------------
+# b as it comes (packed along its rows), its transpose's rows (b.T C-contiguous, packed as a
+# weight) and strided (copied first)
+B_LAYOUTS = {"rows": lambda b: b, "transposed": np.asfortranarray, "strided": lambda b: np.repeat(b, 2, axis=1)[:, ::2]}
+
+
+@pytest.mark.parametrize("layout", B_LAYOUTS)
 @pytest.mark.parametrize("kernel", INT8_KERNELS)
 @FEW
 @given(m=dims, k=dims, n=dims, seed=st.integers(0, 2**32 - 1))
-def test_int8_matmul_exact_random_shapes(kernel, m, k, n, seed):
+def test_int8_matmul_exact_random_shapes(kernel, layout, m, k, n, seed):
     rng = np.random.default_rng(seed)
-    a, b = _i8(rng, m, k), _i8(rng, k, n)
+    a, b = _i8(rng, m, k), B_LAYOUTS[layout](_i8(rng, k, n))
     out = K.int8_matmul(a, b, kernel=kernel)
     assert out.dtype == np.int32
     np.testing.assert_array_equal(out, int8_matmul_reference(a, b))
@@ -186,6 +192,30 @@ def test_vnni_layout_by_transpose_matches_element_packing(n, k):
     np.testing.assert_array_equal(_pack(w, np.int8), expected)
 
 
+@pytest.mark.parametrize("group", [4, 2])
+@pytest.mark.parametrize("k,n", [(2100, 100), (4, 32), (64, 1), (1024, 33), (7, 70), (1, 16)])
+def test_layouts_packed_along_rows_match_element_packing(k, n, group):
+    # int8_matmul packs W = b.T from b's rows, interleaving `group` of them in registers; the
+    # element-by-element packing of a transposed copy is the reference
+    from minitorch_compress.kernels.int8 import NR, pack_row_groups, pack_strips
+    b = _i8(np.random.default_rng(k + n), k, n)
+    steps, strips = -(-k // group), -(-n // NR)
+    expected = np.full(strips * NR * steps * group, 99, np.int8 if group == 4 else np.int16)
+    pack_strips(np.ascontiguousarray(b.T), expected, group, NR)
+    out = np.full((strips, steps, NR), 99, np.int32)
+    pack_row_groups(b, out, group)
+    np.testing.assert_array_equal(out.view(expected.dtype).reshape(-1), expected)
+
+
+@pytest.mark.parametrize("k,n", [(2100, 300), (1, 1), (0, 4), (3, 0)])
+def test_column_sums_match_numpy(k, n):
+    from minitorch_compress.kernels.int8 import column_sums
+    b = _i8(np.random.default_rng(11), k, n)
+    out = np.full(n, 99, np.int64)
+    column_sums(b, out)
+    np.testing.assert_array_equal(out, b.sum(axis=0, dtype=np.int64))
+
+
 @pytest.mark.parametrize("n,k", [(100, 2100), (1, 1), (0, 4), (3, 0)])
 def test_row_sums_match_numpy(n, k):
     from minitorch_compress.kernels.int8 import row_sums
@@ -197,12 +227,14 @@ def test_row_sums_match_numpy(n, k):
 
 def test_row_sums_at_the_largest_k():
     # K = 2**16 codes of -128 or 127: the largest sums a packed weight can have
-    from minitorch_compress.kernels.int8 import MAX_K, row_sums
+    from minitorch_compress.kernels.int8 import MAX_K, column_sums, row_sums
     w = np.stack([np.full(MAX_K, -128, np.int8), np.full(MAX_K, 127, np.int8)])
     out = np.zeros(2, np.int64)
     row_sums(w, out)
     np.testing.assert_array_equal(out, [-128 * 2 ** 16, 127 * 2 ** 16])
     assert K.pack_int8_weight(w).row_sums.tolist() == [-128 * 2 ** 16, 127 * 2 ** 16]
+    column_sums(np.ascontiguousarray(w.T), out)     # int32 inside: exact up to 2**31
+    np.testing.assert_array_equal(out, [-128 * 2 ** 16, 127 * 2 ** 16])
 
 
 def test_byte_kernel_chosen_automatically():

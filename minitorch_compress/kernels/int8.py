@@ -1,8 +1,9 @@
 """Exact int8 x int8 -> int32 matrix products, and the packed weight that quantized layers keep.
 
 Layout is ``Linear``'s: ``C = X @ W.T`` with X (M, K) activations and W (N, K) weights. W is
-packed once into strips of ``NR`` output columns whose k-steps lie side by side (``pack_strips``),
-and the product runs as ``microkernel.blocked_product`` with one of three micro-kernels:
+packed once into strips of ``NR`` output columns whose k-steps lie side by side (``pack_strips``;
+``int8_matmul`` packs its b, which is W.T, straight from b's rows: ``pack_row_groups``), and the
+product runs as ``microkernel.blocked_product`` with one of three micro-kernels:
 
 - VNNI (``vnni.py``), where the CPU has AVX512-VNNI: a 4-byte lane holds 4 k-values, uint8 in X
   (int8 ``x + 128``, a bit flip, undone by adding ``-128 * sum_k W[n, k]`` per column) and int8
@@ -23,11 +24,13 @@ runs. The per-column offset of the micro-kernels also carries the input's zero p
 ``-(shift + x_zero_point) * sum_k W[n, k]``.
 """
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import config, njit, prange, types
+from numba.extending import intrinsic
 
 from ..validation import is_int
-from . import maddubs, threads, vnni
-from .microkernel import MR, NR, blocked_product, row_buffer
+from . import idioms, maddubs, threads, vnni
+from .microkernel import LANES, MR, NR, blocked_product, row_buffer
 from .quantize import CODE_RANGES
 from .transpose import pack_transposed_strips
 from .validate import check_inner, check_matrix
@@ -35,7 +38,10 @@ from .validate import check_inner, check_matrix
 MAX_K = 2 ** 16
 KB = 256        # k-steps per block: 1 KiB of 8 activation rows, 32 KiB of a weight strip
 NS_PER_MAC = 0.007    # one thread, VNNI; the other kernels are slower, which only errs towards parallel
-NS_PER_SUMMED = 0.045 # one thread, per element of W in ``row_sums``
+NS_PER_SUMMED = 0.045 # one thread, per element of W in ``row_sums`` and ``column_sums``
+NS_PER_INTERLEAVED = 0.15  # one thread, per element of b in ``pack_row_groups``
+PACK_STEPS = 8        # k-steps of every strip per task in ``pack_row_groups``
+SUM_COLUMNS = 256     # columns per task in ``column_sums``
 # the kernel of the 4-byte layout on this CPU, if any
 BYTE_KERNEL = "vnni" if vnni.has_vnni() else "avx2" if maddubs.has_maddubs() else None
 KERNELS = (None, "vnni", "avx2", "portable")
@@ -75,21 +81,119 @@ def row_sums(w, out):
         out[n] = total
 
 
+@njit(cache=True, parallel=True)
+def column_sums(b, out):
+    """out[n] = sum_k b[k, n] for an int8 b (K, N): the row sums of W = b.T, read along b's rows.
+    Summed in int32, exact for K <= 2**16 (|sum| <= 2**23), which vectorises where int64 did not."""
+    k, n = b.shape
+    for block in prange(-(-n // SUM_COLUMNS)):
+        lo, hi = block * SUM_COLUMNS, min(block * SUM_COLUMNS + SUM_COLUMNS, n)
+        acc = np.zeros(SUM_COLUMNS, np.int32)
+        for kk in range(k):
+            row = b[kk, lo:hi]
+            for c in range(hi - lo):
+                acc[c] += row[c]
+        for c in range(hi - lo):
+            out[lo + c] = acc[c]
+
+
+def _interleave(group):
+    """An intrinsic ``interleave(b, off, stride, out, o_off)``: 16 int32 lanes of ``out`` from
+    ``o_off``, lane j holding the ``group`` int8 values ``b.flat[off + i*stride + j]`` (i < group)
+    side by side, the first lowest: as bytes (group 4) or widened to int16 (group 2). Generic LLVM
+    IR shuffles, which x86 lowers to ``punpcklbw``/``punpcklwd`` and the like."""
+    @intrinsic
+    def interleave(typingctx, b, off, stride, out, o_off):
+        if not (isinstance(b, types.Array) and b.dtype == types.int8 and isinstance(out, types.Array)
+                and out.dtype == types.int32):
+            return None
+        sig = types.void(b, types.intp, types.intp, out, types.intp)
+
+        def codegen(context, builder, signature, args):
+            b_arr, off, stride, out_arr, o_off = args
+            byte = ir.IntType(8)
+            b_ptr = idioms.data_pointer(context, builder, signature.args[0], b_arr, byte)
+            o_ptr = idioms.data_pointer(context, builder, signature.args[3], out_arr, idioms.I32)
+            rows = [builder.load(idioms.vector_at(builder, b_ptr, builder.add(off, builder.mul(stride, ir.Constant(
+                off.type, i))), ir.VectorType(byte, LANES)), align=1) for i in range(group)]
+            if group == 2:
+                rows = [builder.sext(row, ir.VectorType(ir.IntType(16), LANES)) for row in rows]
+            else:   # rows 0-1 and 2-3 joined: the last shuffle takes two vectors
+                rows = [builder.shuffle_vector(rows[i], rows[i + 1], ir.Constant(ir.VectorType(idioms.I32, 2 * LANES),
+                                                                                 list(range(2 * LANES))))
+                        for i in (0, 2)]
+            mask = [i * LANES + j for j in range(LANES) for i in range(group)]
+            lanes = builder.shuffle_vector(rows[0], rows[1], ir.Constant(ir.VectorType(idioms.I32, len(mask)), mask))
+            idioms.store(builder, builder.bitcast(lanes, ir.VectorType(idioms.I32, LANES)), o_ptr, o_off)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return interleave
+
+
+def _interleave_python(group):
+    """The same in NumPy: what runs with ``NUMBA_DISABLE_JIT=1``."""
+    def interleave(b, off, stride, out, o_off):
+        flat = b.reshape(-1)
+        columns = np.stack([flat[off + i * stride:off + i * stride + LANES] for i in range(group)], axis=1)
+        out.reshape(-1)[o_off:o_off + LANES] = columns.astype(np.int8 if group == 4 else np.int16).view(np.int32)[:, 0]
+
+    return interleave
+
+
+if config.DISABLE_JIT:
+    _quads, _pairs = _interleave_python(4), _interleave_python(2)
+else:
+    _quads, _pairs = _interleave(4), _interleave(2)
+
+
+@njit(cache=True, parallel=True)
+def pack_row_groups(b, out, group):
+    """out[s, g, j] = W[s*nr + j, group*g + i] for i < group, side by side in one int32 lane, for
+    W = b.T: ``pack_strips``'s layout (int8 quads, group 4, or int16 pairs, group 2), read along
+    the rows of a C-contiguous b (K, N) rather than from a transposed copy of it (NumPy's copy of
+    a 1024 x 1024 b.T cost a tenth of the product). ``out`` is int32 (strips, steps, nr); zero
+    past the edges. A task packs ``PACK_STEPS`` k-steps of every strip: it reads its rows of b in
+    order and writes PACK_STEPS lanes in a row to each strip."""
+    k, n = b.shape
+    strips, steps, nr = out.shape
+    bits = 32 // group
+    for block in prange(-(-steps // PACK_STEPS)):
+        for s in range(strips):
+            c0 = s * nr
+            for g in range(block * PACK_STEPS, min(block * PACK_STEPS + PACK_STEPS, steps)):
+                if c0 + nr <= n and (g + 1) * group <= k:
+                    for j in range(0, nr, LANES):
+                        if group == 4:
+                            _quads(b, g * group * n + c0 + j, n, out, (s * steps + g) * nr + j)
+                        else:
+                            _pairs(b, g * group * n + c0 + j, n, out, (s * steps + g) * nr + j)
+                    continue
+                for j in range(nr):     # the edges, value by value; the last value keeps its sign
+                    lane = 0
+                    for i in range(group):
+                        if g * group + i < k and c0 + j < n:
+                            value = np.int64(b[g * group + i, c0 + j])
+                            lane += (value if i == group - 1 else value & ((1 << bits) - 1)) << (bits * i)
+                    out[s, g, j] = lane
+
+
 class PackedInt8Weight:
     """An int8 weight W (out_features, in_features) prepared once for ``int8_linear``.
 
-    Attributes: ``shape`` (N, K); ``weight`` the contiguous int8 W; ``quads`` W packed in 4-byte
-    lanes for the VNNI or AVX2 kernel, or None where the CPU has neither; ``row_sums`` int64
-    ``W.sum(axis=1)`` (zero-point corrections use it); ``max_abs`` the largest |W| (whether the
-    AVX2 kernel's pair sums fit). The portable kernel's layout (``portable``, int16) is packed on
-    first use.
+    Attributes: ``shape`` (N, K); ``weight`` the int8 W (C-contiguous, or for ``int8_matmul``
+    the transposed view ``b.T``); ``quads`` W packed in 4-byte lanes for the VNNI or AVX2 kernel,
+    or None where the CPU has neither; ``row_sums`` int64 ``W.sum(axis=1)`` (zero-point
+    corrections use it); ``max_abs`` the largest |W| (whether the AVX2 kernel's pair sums fit).
+    The portable kernel's layout (``portable``, int16) is packed on first use, if not given.
     """
 
-    def __init__(self, weight, quads, row_sums, max_abs=None):
+    def __init__(self, weight, quads, row_sums, max_abs=None, portable=None):
         self.weight, self.quads, self.row_sums = weight, quads, row_sums
         self.shape = weight.shape
         self.max_abs = _max_abs(weight) if max_abs is None else max_abs
-        self._portable = None
+        self._portable = portable
         self._offsets = {}
 
     @property
@@ -148,6 +252,20 @@ def _packed(w, quads, max_abs=None):
     sums = np.empty(w.shape[0], np.int64)
     threads.run(row_sums, w.size * NS_PER_SUMMED, w, sums)
     return PackedInt8Weight(w, _pack(w, np.int8) if quads else None, sums, max_abs)
+
+
+def _packed_rows(b, quads, max_abs):
+    """``_packed`` of W = b.T for a C-contiguous b (K, N), read along b's rows, in the one layout
+    that will run: 4-byte quads (``quads``) or the portable kernel's int16 pairs."""
+    k, n = b.shape
+    sums = np.empty(n, np.int64)
+    threads.run(column_sums, b.size * NS_PER_SUMMED, b, sums)
+    group = 4 if quads else 2
+    lanes = np.empty((-(-n // NR), -(-k // group), NR), np.int32)
+    threads.run(pack_row_groups, b.size * NS_PER_INTERLEAVED, b, lanes, group)
+    if quads:
+        return PackedInt8Weight(b.T, lanes.view(np.int8).reshape(-1), sums, max_abs)
+    return PackedInt8Weight(b.T, None, sums, max_abs, portable=lanes.view(np.int16).reshape(-1))
 
 
 def _activations(x, dtype, shift):
@@ -258,7 +376,12 @@ def int8_matmul(a, b, kernel=None):
     # max are read once
     b_max_abs = _max_abs(b)
     kernel, shift = _plan(a, BYTE_KERNEL is not None and kernel != "portable", b_max_abs, kernel)
-    return _product(a, _packed(b.T, kernel != "portable", b_max_abs), kernel, shift, 0)
+    quads = kernel != "portable"
+    if b.T.flags.c_contiguous:     # W = b.T lies in rows already, e.g. a weight's w.T
+        packed = _packed(b.T, quads, b_max_abs)
+    else:
+        packed = _packed_rows(np.ascontiguousarray(b), quads, b_max_abs)
+    return _product(a, packed, kernel, shift, 0)
 
 
 def int8_matmul_reference(a, b):
