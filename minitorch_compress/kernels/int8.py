@@ -40,8 +40,8 @@ KB = 256        # k-steps per block: 1 KiB of 8 activation rows, 32 KiB of a wei
 NS_PER_MAC = 0.007    # one thread, VNNI; the other kernels are slower, which only errs towards parallel
 NS_PER_SUMMED = 0.045 # one thread, per element of W in ``row_sums`` and ``column_sums``
 NS_PER_INTERLEAVED = 0.15  # one thread, per element of b in ``pack_row_groups``
-PACK_STEPS = 8        # k-steps of every strip per task in ``pack_row_groups``
-SUM_COLUMNS = 256     # columns per task in ``column_sums``
+PACK_STEPS = 16       # k-steps of every strip per task in ``pack_row_groups``
+SUM_COLUMNS = 1024    # columns per task in ``column_sums``: whole 1 KiB runs of each row
 # the kernel of the 4-byte layout on this CPU, if any
 BYTE_KERNEL = "vnni" if vnni.has_vnni() else "avx2" if maddubs.has_maddubs() else None
 KERNELS = (None, "vnni", "avx2", "portable")
@@ -154,29 +154,37 @@ def pack_row_groups(b, out, group):
     W = b.T: ``pack_strips``'s layout (int8 quads, group 4, or int16 pairs, group 2), read along
     the rows of a C-contiguous b (K, N) rather than from a transposed copy of it (NumPy's copy of
     a 1024 x 1024 b.T cost a tenth of the product). ``out`` is int32 (strips, steps, nr); zero
-    past the edges. A task packs ``PACK_STEPS`` k-steps of every strip: it reads its rows of b in
-    order and writes PACK_STEPS lanes in a row to each strip."""
+    past the edges. A task packs ``PACK_STEPS`` k-steps of every whole strip, 16 lanes at a time;
+    the edges go value by value."""
     k, n = b.shape
     strips, steps, nr = out.shape
+    full_strips, full_steps = n // nr, k // group
+    for block in prange(-(-full_steps // PACK_STEPS)):
+        for s in range(full_strips):
+            for g in range(block * PACK_STEPS, min(block * PACK_STEPS + PACK_STEPS, full_steps)):
+                for j in range(0, nr, LANES):
+                    if group == 4:
+                        _quads(b, g * group * n + s * nr + j, n, out, (s * steps + g) * nr + j)
+                    else:
+                        _pairs(b, g * group * n + s * nr + j, n, out, (s * steps + g) * nr + j)
+    for s in range(strips):
+        for g in range(0 if s >= full_strips else full_steps, steps):
+            for j in range(nr):
+                out[s, g, j] = _edge_lane(b, g * group, s * nr + j, group)
+
+
+@njit(cache=True, inline="always")
+def _edge_lane(b, k0, col, group):
+    """The lane of ``pack_row_groups`` holding b[k0:k0 + group, col], zeros past b's edges; the
+    last value keeps its sign, so the lane fits int32."""
+    k, n = b.shape
     bits = 32 // group
-    for block in prange(-(-steps // PACK_STEPS)):
-        for s in range(strips):
-            c0 = s * nr
-            for g in range(block * PACK_STEPS, min(block * PACK_STEPS + PACK_STEPS, steps)):
-                if c0 + nr <= n and (g + 1) * group <= k:
-                    for j in range(0, nr, LANES):
-                        if group == 4:
-                            _quads(b, g * group * n + c0 + j, n, out, (s * steps + g) * nr + j)
-                        else:
-                            _pairs(b, g * group * n + c0 + j, n, out, (s * steps + g) * nr + j)
-                    continue
-                for j in range(nr):     # the edges, value by value; the last value keeps its sign
-                    lane = 0
-                    for i in range(group):
-                        if g * group + i < k and c0 + j < n:
-                            value = np.int64(b[g * group + i, c0 + j])
-                            lane += (value if i == group - 1 else value & ((1 << bits) - 1)) << (bits * i)
-                    out[s, g, j] = lane
+    lane = 0
+    for i in range(group):
+        if k0 + i < k and col < n:
+            value = np.int64(b[k0 + i, col])
+            lane += (value if i == group - 1 else value & ((1 << bits) - 1)) << (bits * i)
+    return lane
 
 
 class PackedInt8Weight:
