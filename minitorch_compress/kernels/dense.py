@@ -5,9 +5,9 @@ zero-padded at the edge, so that the micro-kernel reads one contiguous row of NR
 (from B's rows, or, for a transposed B such as the ``W.T`` of ``x @ W.T``, by in-register
 transposes of W's rows).
 A is read where it is, row by row (each step broadcasts one value from each of MR rows; the rows
-of a last strip that runs past M from a padded copy), or from a padded copy of all its rows when
-it is not C-contiguous or its rows are a multiple of 1 KiB long (``microkernel.row_buffer``);
-packing A as well costs more than it gains in the loop. The product then runs as
+of a last strip that runs past M from a padded copy), or from a copy of all its rows when it is
+not C-contiguous (``microkernel.row_buffer``); packing A as well costs more than it gains in the
+loop. The product then runs as
 ``microkernel.blocked_product``: independent tasks of C under ``prange``, each walking K in
 blocks of at most ``KC`` and calling the ``MR x NR`` micro-kernel (``MR_SMALL x NR`` for the last
 rows when that pads fewer), whose accumulators stay in vector registers. Packing costs O(KN)

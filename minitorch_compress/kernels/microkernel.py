@@ -199,14 +199,9 @@ else:
 
 def row_buffer(name, m, k, dtype):
     """A reused (M rounded up to MR, width) scratch buffer for A as the micro-kernel reads it: rows
-    of K values of ``dtype`` rounded up to whole 4-byte lanes.
-
-    The width gets 64 more bytes when its size in bytes is a multiple of 1024: the MR rows a tile
-    reads together would otherwise all fall in the same cache sets, and evict each other.
-    """
+    of K values of ``dtype`` rounded up to whole 4-byte lanes."""
     itemsize = np.dtype(dtype).itemsize
     width = -(-k * itemsize // 4) * 4 // itemsize
-    width += 64 // itemsize if width * itemsize % 1024 == 0 else 0
     return scratch(f"{name}_{np.dtype(dtype).name}", -(-m // MR) * MR * width, dtype).reshape(-1, width)
 
 
@@ -234,10 +229,9 @@ def strip_rows(strip, big):
 
 def reads_in_place(a):
     """Whether the micro-kernel can read A (M, K) where it is, unpadded: C-contiguous rows of whole
-    4-byte lanes, and a row size that is not a multiple of 1024 bytes (see ``row_buffer``). The
-    rows of a last strip that runs past M are then read from a padded copy (``tail_rows``)."""
-    return (a.flags.c_contiguous and a.shape[1] * a.itemsize % 4 == 0
-            and a.shape[1] * a.itemsize % 1024 != 0)
+    4-byte lanes. The rows of a last strip that runs past M are then read from a padded copy
+    (``tail_rows``)."""
+    return a.flags.c_contiguous and a.shape[1] * a.itemsize % 4 == 0
 
 
 def tail_rows(a):
