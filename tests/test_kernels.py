@@ -181,15 +181,18 @@ def test_int8_several_k_blocks_and_edge_tiles(kernel):
     np.testing.assert_array_equal(K.int8_matmul(a, b, kernel=kernel), int8_matmul_reference(a, b))
 
 
-@pytest.mark.parametrize("n,k", [(100, 2100), (32, 4), (1, 64), (33, 1024)])
-def test_vnni_layout_by_transpose_matches_element_packing(n, k):
-    # with K a multiple of 4 the int8 layout is packed as a transpose of int32 lanes; the
-    # element-by-element packing (any K) is the reference
+@pytest.mark.parametrize("dtype", [np.int8, np.int16])
+@pytest.mark.parametrize("n,k", [(100, 2100), (32, 4), (1, 64), (33, 1024), (17, 6), (5, 7)])
+def test_layouts_by_transpose_match_element_packing(n, k, dtype):
+    # with K a multiple of the lane's values (4 int8, 2 int16) a layout is packed as a transpose
+    # of int32 lanes (W widened for int16); the element-by-element packing (any K) is the reference
     from minitorch_compress.kernels.int8 import NR, _pack, pack_strips
     w = _i8(np.random.default_rng(9), n, k)
-    expected = np.full(-(-n // NR) * NR * k, 99, np.int8)
-    pack_strips(w, expected, 4, NR)
-    np.testing.assert_array_equal(_pack(w, np.int8), expected)
+    group = 4 // np.dtype(dtype).itemsize
+    expected = np.full(-(-n // NR) * NR * -(-k // group) * group, 99, dtype)
+    pack_strips(w, expected, group, NR)
+    np.testing.assert_array_equal(_pack(w, dtype), expected)
+    np.testing.assert_array_equal(_pack(np.asfortranarray(w), dtype), expected)
 
 
 @pytest.mark.parametrize("group", [4, 2])
