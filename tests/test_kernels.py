@@ -210,21 +210,16 @@ def test_layouts_packed_along_rows_match_element_packing(k, n, group):
     np.testing.assert_array_equal(out.view(expected.dtype).reshape(-1), expected)
 
 
-@pytest.mark.parametrize("k,n", [(2100, 300), (1, 1), (0, 4), (3, 0)])
-def test_column_sums_match_numpy(k, n):
-    from minitorch_compress.kernels.int8 import column_sums
-    b = _i8(np.random.default_rng(11), k, n)
-    out = np.full(n, 99, np.int64)
-    column_sums(b, out)
-    np.testing.assert_array_equal(out, b.sum(axis=0, dtype=np.int64))
-
-
-@pytest.mark.parametrize("n,k", [(100, 2100), (1, 1), (0, 4), (3, 0)])
-def test_row_sums_match_numpy(n, k):
-    from minitorch_compress.kernels.int8 import row_sums
+@pytest.mark.parametrize("axis", [1, 0])     # W's row sums: from W, or from b = W.T for int8_matmul
+@pytest.mark.parametrize("n,k", [(100, 2100), (1, 1), (0, 4), (3, 0), (1100, 30)])
+def test_row_and_column_sums_match_numpy(n, k, axis):
+    from minitorch_compress.kernels.int8 import column_sums, row_sums
     w = _i8(np.random.default_rng(10), n, k)
     out = np.full(n, 99, np.int64)
-    row_sums(w, out)
+    if axis == 1:
+        row_sums(w, out)
+    else:
+        column_sums(np.ascontiguousarray(w.T), out)
     np.testing.assert_array_equal(out, w.sum(axis=1, dtype=np.int64))
 
 
