@@ -152,8 +152,8 @@ else:
 def pack_row_groups(b, out, group):
     """out[s, g, j] = W[s*nr + j, group*g + i] for i < group, side by side in one int32 lane, for
     W = b.T: ``pack_strips``'s layout (int8 quads, group 4, or int16 pairs, group 2), read along
-    the rows of a C-contiguous b (K, N) rather than from a transposed copy of it (NumPy's copy of
-    a 1024 x 1024 b.T cost a tenth of the product). ``out`` is int32 (strips, steps, nr); zero
+    the rows of a C-contiguous b (K, N) rather than from a transposed copy of it, which NumPy makes
+    element by element (benchmarks/README.md). ``out`` is int32 (strips, steps, nr); zero
     past the edges. A task packs ``PACK_STEPS`` k-steps of every whole strip, 16 lanes at a time;
     the edges go value by value."""
     k, n = b.shape
@@ -227,8 +227,8 @@ def _pack(w, dtype):
     """W in the strip layout of ``pack_strips`` with 4-byte lanes of ``dtype`` (int8 or int16).
 
     With K a multiple of the lane's values that layout is a transpose of W's rows (widened to int16
-    for the portable kernel) as int32 lanes, done in registers (``transpose.pack_transposed_strips``):
-    at 1024 x 1024 on AVX2 0.1 ms for int16, where element by element took 1.4 ms."""
+    for the portable kernel) as int32 lanes, done in registers (``transpose.pack_transposed_strips``),
+    many times faster than element by element (benchmarks/README.md)."""
     group = 4 // np.dtype(dtype).itemsize
     n, k = w.shape
     out = np.empty(-(-n // NR) * NR * -(-k // group) * group, dtype)
