@@ -104,9 +104,9 @@ def _interleave(group):
     IR shuffles, which x86 lowers to ``punpcklbw``/``punpcklwd`` and the like."""
     @intrinsic
     def interleave(typingctx, b, off, stride, out, o_off):
-        if not (isinstance(b, types.Array) and b.dtype == types.int8 and isinstance(out, types.Array)
-                and out.dtype == types.int32):
-            return None
+        if not (isinstance(b, types.Array) and b.dtype == types.int8 and b.layout == "C"
+                and isinstance(out, types.Array) and out.dtype == types.int32 and out.layout == "C"):
+            return None     # flat offsets: C-contiguous arrays only
         sig = types.void(b, types.intp, types.intp, out, types.intp)
 
         def codegen(context, builder, signature, args):
