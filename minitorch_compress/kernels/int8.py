@@ -190,8 +190,8 @@ def _edge_lane(b, k0, col, group):
 class PackedInt8Weight:
     """An int8 weight W (out_features, in_features) prepared once for ``int8_linear``.
 
-    Attributes: ``shape`` (N, K); ``weight`` the int8 W (C-contiguous, or for ``int8_matmul``
-    the transposed view ``b.T``); ``quads`` W packed in 4-byte lanes for the VNNI or AVX2 kernel,
+    Attributes: ``shape`` (N, K); ``weight`` the int8 W (C-contiguous, or the transposed view of
+    the rows it was packed from, as ``int8_matmul``'s ``b.T``); ``quads`` W packed in 4-byte lanes for the VNNI or AVX2 kernel,
     or None where the CPU has neither; ``row_sums`` int64 ``W.sum(axis=1)`` (zero-point
     corrections use it); ``max_abs`` the largest |W| (whether the AVX2 kernel's pair sums fit).
     The portable kernel's layout (``portable``, int16) is packed on first use, if not given.
@@ -257,8 +257,10 @@ def _check_depth(k):
 
 
 def _packed(w, quads, max_abs=None):
-    """``pack_int8_weight`` of a checked W; ``max_abs`` its largest |W| if already known."""
-    w = np.ascontiguousarray(w)
+    """``pack_int8_weight`` of a checked W; ``max_abs`` its largest |W| if already known. A W that
+    is not C-contiguous (``int8_matmul``'s ``b.T``) is packed from the rows of its transpose."""
+    if not w.flags.c_contiguous:
+        return _packed_rows(np.ascontiguousarray(w.T), quads, max_abs)
     sums = np.empty(w.shape[0], np.int64)
     threads.run(row_sums, w.size * NS_PER_SUMMED, w, sums)
     return PackedInt8Weight(w, _pack(w, np.int8) if quads else None, sums, max_abs)
@@ -386,12 +388,7 @@ def int8_matmul(a, b, kernel=None):
     # max are read once
     b_max_abs = _max_abs(b)
     kernel, shift = _plan(a, BYTE_KERNEL is not None and kernel != "portable", b_max_abs, kernel)
-    quads = kernel != "portable"
-    if b.T.flags.c_contiguous:     # W = b.T lies in rows already, e.g. a weight's w.T
-        packed = _packed(b.T, quads, b_max_abs)
-    else:
-        packed = _packed_rows(np.ascontiguousarray(b), quads, b_max_abs)
-    return _product(a, packed, kernel, shift, 0)
+    return _product(a, _packed(b.T, kernel != "portable", b_max_abs), kernel, shift, 0)
 
 
 def int8_matmul_reference(a, b):
