@@ -173,6 +173,38 @@ def test_int8_non_contiguous_and_uint8_activations(kernel):
 
 
 @pytest.mark.parametrize("kernel", INT8_KERNELS)
+@pytest.mark.parametrize("m", [1, 8, 13, 70])
+def test_int8_activations_read_in_place(kernel, m):
+    # codes 0..127 with K a multiple of 4 need no shift: the byte kernels read x where it lies, the
+    # rows of a last strip that runs past M from a padded copy; K = 1100 is two k-blocks
+    from minitorch_compress.kernels.int8 import _activations
+    rng = np.random.default_rng(11)
+    w = _i8(rng, 37, 1100)
+    packed = K.pack_int8_weight(w)
+    for dtype in (np.int8, np.uint8):
+        x = rng.integers(0, 128, (m, 1100), dtype=dtype)
+        assert np.shares_memory(_activations(x, np.uint8, 0)[0], x)
+        ref = int8_matmul_reference(x, w.T)
+        np.testing.assert_array_equal(K.int8_linear(x, packed, kernel=kernel), ref)
+        if dtype == np.int8:
+            np.testing.assert_array_equal(K.int8_matmul(x, np.ascontiguousarray(w.T), kernel=kernel), ref)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8])
+@pytest.mark.parametrize("shape", [(1, 1), (3, 70000), (300, 700)])
+def test_code_range_matches_numpy(shape, dtype):
+    # narrow codes, with the smallest code last and the largest first in the second chunk (if any),
+    # so that a pass that missed a chunk or an element would find other values
+    from minitorch_compress.kernels.int8 import RANGE_CHUNK, _code_range
+    info = np.iinfo(dtype)
+    x = np.random.default_rng(12).integers(10, 20, shape, dtype=dtype)
+    x.flat[RANGE_CHUNK if x.size > RANGE_CHUNK else 0] = info.max
+    x.flat[-1] = info.min
+    for view in (x, x.T, np.asfortranarray(x), x[:, ::2]):
+        assert _code_range(view) == (int(view.min()), int(view.max()))
+
+
+@pytest.mark.parametrize("kernel", INT8_KERNELS)
 def test_int8_several_k_blocks_and_edge_tiles(kernel):
     # K = 2100: 3 blocks of 256 k-steps for VNNI (4 bytes a step), 5 for the portable kernel (2 a
     # step), so the micro-kernel adds to C; 70 x 100 leaves partial tiles at both edges
@@ -733,6 +765,8 @@ NO_JIT_PRODUCTS = textwrap.dedent("""
         out[f"csr{m}"], out[f"csr_xt{m}"] = s @ np.ascontiguousarray(a.T), s @ a.T
         ai, bi = rng.integers(-128, 128, (m, k), dtype=np.int8), rng.integers(-128, 128, (k, n), dtype=np.int8)
         out[f"int8{m}"], out[f"int8p{m}"] = K.int8_matmul(ai, bi), K.int8_matmul(ai, bi, kernel="portable")
+        xu = rng.integers(0, 128, (m, k), dtype=np.uint8)     # no shift: read in place where K % 4 == 0
+        out[f"int8u{m}"] = K.int8_linear(xu, K.pack_int8_weight(bi.T))
     from minitorch_compress.kernels import csr     # the dense matrix in chunks of 3 rows, as AVX2 takes it in 256+
     csr.CHUNK_ROWS, csr.CHUNK_NNZ, csr.L1_BYTES = 3, 0, 0
     out["csr_chunks"], out["csr_xt_chunks"] = s @ np.ascontiguousarray(a.T), s @ a.T
@@ -751,6 +785,6 @@ def test_kernels_run_as_plain_python_with_the_same_bits(tmp_path):
     # minitorch's teaching trick: NUMBA_DISABLE_JIT=1 turns every kernel into Python a debugger can
     # step through; the intrinsics' twins then run, and must give the compiled kernels' bits
     python, compiled = run_jit_off_and_on(NO_JIT_PRODUCTS, tmp_path)
-    assert set(python) == set(compiled) and len(python) == 26
+    assert set(python) == set(compiled) and len(python) == 30
     for key in python:
         assert python[key].tobytes() == compiled[key].tobytes(), key
