@@ -40,8 +40,6 @@ KB = 256        # k-steps per block: 1 KiB of 8 activation rows, 32 KiB of a wei
 NS_PER_MAC = 0.007    # one thread, VNNI; the other kernels are slower, which only errs towards parallel
 NS_PER_SUMMED = 0.045 # one thread, per element of W in ``row_sums`` and ``column_sums``
 NS_PER_INTERLEAVED = 0.15  # one thread, per element of b in ``pack_row_groups``
-NS_PER_RANGED = 0.03  # one thread, per code in ``code_range``
-RANGE_CHUNK = 1 << 16 # codes per task in ``code_range``
 PACK_STEPS = 16       # k-steps of every strip per task in ``pack_row_groups``
 SUM_COLUMNS = 1024    # columns per task in ``column_sums``: whole 1 KiB runs of each row
 # the kernel of the 4-byte layout on this CPU, if any
@@ -97,30 +95,6 @@ def column_sums(b, out):
                 acc[c] += row[c]
         for c in range(hi - lo):
             out[lo + c] = acc[c]
-
-
-@njit(cache=True, parallel=True)
-def code_range(codes, out):
-    """out[c] = (min, max) of chunk c of ``RANGE_CHUNK`` int8 or uint8 ``codes`` (1-D): one pass
-    over them, where NumPy's ``codes.min()`` and ``codes.max()`` take two."""
-    for c in prange(out.shape[0]):
-        chunk = codes[c * RANGE_CHUNK:c * RANGE_CHUNK + RANGE_CHUNK]
-        lo = hi = np.int32(chunk[0])
-        for i in range(chunk.size):     # from 0, so that LLVM vectorises it: no index can be negative
-            value = np.int32(chunk[i])
-            lo, hi = min(lo, value), max(hi, value)
-        out[c, 0], out[c, 1] = lo, hi
-
-
-def _code_range(x):
-    """(min, max) of a non-empty int8 or uint8 array, in one pass (``code_range``) where its codes
-    lie contiguous, as for C-contiguous arrays and their transposes."""
-    flat = x.reshape(-1) if x.flags.c_contiguous else x.T.reshape(-1) if x.T.flags.c_contiguous else None
-    if flat is None:
-        return int(x.min()), int(x.max())
-    out = np.empty((-(-flat.size // RANGE_CHUNK), 2), np.int32)
-    threads.run(code_range, flat.size * NS_PER_RANGED, flat, out)
-    return int(out[:, 0].min()), int(out[:, 1].max())
 
 
 def _interleave(group):
@@ -346,18 +320,14 @@ def _plan(x, quads, w_max_abs, kernel):
 
 
 def _max_abs(w):
-    if not w.size:
-        return 0
-    lo, hi = _code_range(w)
-    return max(hi, -lo)
+    return max(int(w.max()), -int(w.min())) if w.size else 0
 
 
 def _avx2_shift(x, w_max_abs):
     """What makes x's codes start at 0 for the AVX2 kernel (``-min(x)`` for int8 x with negative
     codes), or None when its pair sums could saturate (``maddubs.fits``)."""
-    lo, hi = _code_range(x)
-    shift = max(0, -lo)
-    return shift if maddubs.fits(max(0, hi) + shift, w_max_abs) else None
+    shift = max(0, -int(x.min(initial=0))) if x.dtype == np.int8 else 0
+    return shift if maddubs.fits(int(x.max(initial=0)) + shift, w_max_abs) else None
 
 
 def int8_linear(x, packed, kernel=None, x_zero_point=0):
