@@ -666,6 +666,33 @@ def test_training_through_numba_backend_matches_numpy():
     np.testing.assert_allclose(numba_curve, numpy_curve, rtol=1e-4, atol=1e-5)
 
 
+# ----- memory ----------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.int8, np.int64])
+@pytest.mark.parametrize("shape", [(1,), (3, 5), (1000, 1000), (2, 3, 4)])
+def test_aligned_empty_starts_on_a_cache_line(shape, dtype):
+    from minitorch_compress.kernels.workspace import ALIGN, aligned_empty, scratch
+    a = aligned_empty(shape, dtype)
+    assert a.shape == shape and a.dtype == dtype and a.flags.c_contiguous and a.flags.writeable
+    assert a.ctypes.data % ALIGN == 0
+    assert not np.shares_memory(a, aligned_empty(shape, dtype))
+    assert scratch(f"test_{np.dtype(dtype).name}", int(np.prod(shape)), dtype).ctypes.data % ALIGN == 0
+
+
+def test_packed_operands_and_scratch_start_on_a_cache_line():
+    # a vector that straddles two cache lines loads at half speed: what the kernels stream through
+    # (the packed int8 weight, the scratch buffers of packed B and of the CSR blocks) starts on one
+    from minitorch_compress.kernels import workspace
+    from minitorch_compress.sparse import CSRMatrix
+    rng = np.random.default_rng(13)
+    packed = K.pack_int8_weight(_i8(rng, 29, 50))
+    arrays = [packed.portable] + ([] if packed.quads is None else [packed.quads])
+    K.matmul(_f32(rng, 37, 50), _f32(rng, 50, 29))
+    CSRMatrix.from_dense(_f32(rng, 29, 50)) @ _f32(rng, 37, 50).T
+    arrays += [workspace.scratch(name, 1, np.float32) for name in ("dense_b", "csr_blocks")]
+    for arr in arrays:
+        assert arr.ctypes.data % workspace.ALIGN == 0
+
+
 # ----- the plain-Python twins (what runs with NUMBA_DISABLE_JIT=1) -------------------------
 def _fma_exact(a, b, c):
     """Correctly rounded float32 a*b + c from exact rationals: the nearest float32, ties to even."""

@@ -34,6 +34,7 @@ from .microkernel import LANES, MR, NR, blocked_product, reads_in_place, row_buf
 from .quantize import CODE_RANGES
 from .transpose import pack_transposed_strips
 from .validate import check_inner, check_matrix
+from .workspace import aligned_empty
 
 MAX_K = 2 ** 16
 KB = 256        # k-steps per block: 1 KiB of 8 activation rows, 32 KiB of a weight strip
@@ -231,7 +232,7 @@ def _pack(w, dtype):
     many times faster than element by element (benchmarks/README.md)."""
     group = 4 // np.dtype(dtype).itemsize
     n, k = w.shape
-    out = np.empty(-(-n // NR) * NR * -(-k // group) * group, dtype)
+    out = aligned_empty(-(-n // NR) * NR * -(-k // group) * group, dtype)
     if out.size and k % group == 0:
         lanes = np.ascontiguousarray(w, dtype).view(np.int32)
         pack_transposed_strips(lanes, out.view(np.int32).reshape(-1, k // group, NR))
@@ -273,7 +274,7 @@ def _packed_rows(b, quads, max_abs):
     sums = np.empty(n, np.int64)
     threads.run(column_sums, b.size * NS_PER_SUMMED, b, sums)
     group = 4 if quads else 2
-    lanes = np.empty((-(-n // NR), -(-k // group), NR), np.int32)
+    lanes = aligned_empty((-(-n // NR), -(-k // group), NR), np.int32)
     threads.run(pack_row_groups, b.size * NS_PER_INTERLEAVED, b, lanes, group)
     if quads:
         return PackedInt8Weight(b.T, lanes.view(np.int8).reshape(-1), sums, max_abs)
