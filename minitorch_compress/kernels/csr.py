@@ -318,7 +318,7 @@ def csr_product(indptr, indices, data, dense, sorted_indices=None):
     transposed = not dense.flags.c_contiguous and dense.T.flags.c_contiguous
     if transposed:
         src = dense.T
-        # on a cache line, as scratch is: each of a block's rows (CW floats) spans 2 lines, not 3
+        # scratch starts on a cache line, so a block's rows (CW floats) are whole lines: none is split
         blocks = scratch("csr_blocks", col_tasks * row_tasks * k * CW, np.float32).reshape(-1, k, CW)
     else:
         src = np.ascontiguousarray(dense)     # a copy only for other strides (e.g. every other column)

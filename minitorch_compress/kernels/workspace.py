@@ -7,7 +7,7 @@ import numpy as np
 _local = threading.local()
 # bytes: a cache line. NumPy's large arrays start 16 bytes past one (malloc's header), so a vector
 # load can straddle two lines, and a 128-byte row of a CSR block three: with the block aligned the
-# CSR product at 90% sparsity ran about a third faster (benchmarks/README.md)
+# CSR product at 90% sparsity ran 28% faster on AVX2 (benchmarks/README.md)
 ALIGN = 64
 
 
