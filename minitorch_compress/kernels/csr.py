@@ -61,7 +61,7 @@ AHEAD = 16 if VECTOR_BITS == 512 else 0
 # paid (benchmarks/README.md).
 L1_BYTES = 32 * 1024
 CHUNK_ROWS = L1_BYTES // (CW * 4) if VECTOR_BITS == 256 else 0
-CHUNK_NNZ = 96
+CHUNK_NNZ = 128
 
 
 def _row_kernel(lanes, nv):
