@@ -183,9 +183,12 @@ def test_int8_activations_read_in_place(kernel, m):
     packed = K.pack_int8_weight(w)
     for dtype in (np.int8, np.uint8):
         x = rng.integers(0, 128, (m, 1100), dtype=dtype)
-        assert np.shares_memory(_activations(x, np.uint8, 0)[0], x)
+        odd = np.empty(x.size + 1, dtype)[1:].reshape(x.shape)    # C-contiguous, 1 byte off a lane
+        odd[...] = x
         ref = int8_matmul_reference(x, w.T)
-        np.testing.assert_array_equal(K.int8_linear(x, packed, kernel=kernel), ref)
+        for arr in (x, odd):
+            assert np.shares_memory(_activations(arr, np.uint8, 0)[0], arr)
+            np.testing.assert_array_equal(K.int8_linear(arr, packed, kernel=kernel), ref)
         if dtype == np.int8:
             np.testing.assert_array_equal(K.int8_matmul(x, np.ascontiguousarray(w.T), kernel=kernel), ref)
 
