@@ -192,9 +192,10 @@ class PackedInt8Weight:
     """An int8 weight W (out_features, in_features) prepared once for ``int8_linear``.
 
     Attributes: ``shape`` (N, K); ``weight`` the int8 W (C-contiguous, or the transposed view of
-    the rows it was packed from, as ``int8_matmul``'s ``b.T``); ``quads`` W packed in 4-byte lanes for the VNNI or AVX2 kernel,
-    or None where the CPU has neither; ``row_sums`` int64 ``W.sum(axis=1)`` (zero-point
-    corrections use it); ``max_abs`` the largest |W| (whether the AVX2 kernel's pair sums fit).
+    the rows it was packed from, as ``int8_matmul``'s ``b.T``); ``quads`` W packed in 4-byte lanes
+    for the VNNI or AVX2 kernel, or None where the CPU has neither; ``row_sums`` int64
+    ``W.sum(axis=1)`` (zero-point corrections use it); ``max_abs`` the largest |W| (whether the
+    AVX2 kernel's pair sums fit).
     The portable kernel's layout (``portable``, int16) is packed on first use, if not given.
     """
 
