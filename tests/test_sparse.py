@@ -67,6 +67,20 @@ def test_chunks_of_the_dense_matrix_give_the_same_bits(monkeypatch, n):
         assert len(calls) == 2
 
 
+def test_chunks_only_where_rows_have_enough_nonzeros_in_each(monkeypatch):
+    # the AVX2 rule, whatever the CPU: chunks of at most CHUNK_ROWS rows of the dense matrix when
+    # its block outgrows L1, and only if rows have CHUNK_NNZ nonzeros per chunk on average
+    for name, value in (("CHUNK_ROWS", 256), ("CHUNK_NNZ", 40), ("L1_BYTES", 32 * 1024)):
+        monkeypatch.setattr(csr, name, value)
+    n = 16     # 64 bytes a row of the block, on any CPU (min(n, CW))
+    assert csr._chunks(512, n, 10_000) == 1                                 # 32 KiB: fits L1
+    assert csr._chunks(513, n, 10_000) == 3                                 # 3 chunks of 171 rows
+    assert csr._chunks(1024, n, 512) == csr._chunks(1024, n, 160) == 4      # 40 a chunk and more
+    assert csr._chunks(1024, n, 159.9) == csr._chunks(1024, n, 0) == 1      # fewer: one pass
+    monkeypatch.setattr(csr, "CHUNK_ROWS", 0)                               # AVX-512: never
+    assert csr._chunks(1024, n, 10_000) == 1
+
+
 def test_unsorted_indices_are_never_chunked(monkeypatch):
     # chunks are found by binary search in each row's columns, so rows must keep them in order
     indptr, indices = np.array([0, 3, 3, 5]), np.array([4, 1, 2, 0, 3])

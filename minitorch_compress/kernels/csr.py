@@ -15,11 +15,12 @@ per nonzero at batch 256), so three things matter:
   than 16) and the batch-of-one product, so every column of ``out`` is rounded the same way
   whatever the batch size. With AVX-512 it prefetches the dense row of the nonzero ``AHEAD``
   places on, which the hardware prefetcher cannot guess;
-- with AVX2, a task whose block outgrows L1 takes it in chunks of at least ``CHUNK_ROWS`` rows
-  (32 KiB), enough for ``CHUNK_NNZ`` nonzeros per row, walking its rows once per chunk: a row's
+- with AVX2, a task whose block outgrows L1 takes it in chunks of ``CHUNK_ROWS`` rows (32 KiB)
+  when rows have ``CHUNK_NNZ`` nonzeros per chunk, walking its rows once per chunk: a row's
   nonzeros in the chunk (found by ``chunk_bounds``; the columns must be sorted within rows) go
   to the same sets as in one pass, which wait in memory between chunks. The sums and their
-  order, so the bits, do not change.
+  order, so the bits, do not change. As a row starts, the first indices and values of the next
+  row's nonzeros in the chunk are prefetched: they lie far from this row's.
 
 ``_row_python`` is the same row kernel in NumPy, which runs when the JIT is off.
 
@@ -55,13 +56,16 @@ AHEAD = 16 if VECTOR_BITS == 512 else 0
 # A task's block of dense (K x CW) stays in L2; a row's nonzeros read it at random, and from L1
 # the row kernel runs about twice as fast. So with AVX2, when the block outgrows L1, a task walks
 # its rows once per chunk of rows of it, keeping each row's accumulator sets in memory between
-# chunks. That costs about as much as a few dozen nonzeros per row and chunk, so chunks are
-# CHUNK_ROWS rows (32 KiB) or more, enough for CHUNK_NNZ nonzeros per row on average, and there
-# are none when a row has fewer than that in all. With AVX-512's 64-column blocks chunks never
-# paid (benchmarks/README.md).
+# chunks. Chunks have CHUNK_ROWS rows (32 KiB) or fewer, and each costs a row call: so there are
+# chunks only when rows have CHUNK_NNZ nonzeros per chunk on average (fewer but larger chunks,
+# which outgrow L1, lost: benchmarks/README.md). With AVX-512's 64-column blocks chunks never paid.
 L1_BYTES = 32 * 1024
 CHUNK_ROWS = L1_BYTES // (CW * 4) if VECTOR_BITS == 256 else 0
-CHUNK_NNZ = 128
+CHUNK_NNZ = 40
+# Cache lines of the next row's indices, and of its values, asked for as a row starts in a chunk:
+# its nonzeros there start far from this row's, where the hardware prefetcher has no stream to
+# follow (in one pass they follow on, and the prefetch only cost time: benchmarks/README.md).
+PREFETCH_LINES = 2
 
 
 def _row_kernel(lanes, nv):
@@ -108,9 +112,6 @@ def _row_kernel(lanes, nv):
                     for u in range(U):
                         for v in range(nv):
                             builder.store(ir.Constant(vec, None), accs[u][v])
-            i8_ptr, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
-            prefetch = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8_ptr] + [i32] * 3),
-                                                      "llvm.prefetch.p0i8")
             last = builder.sub(q1, const(1))
 
             def dense_at(p, v):
@@ -121,9 +122,8 @@ def _row_kernel(lanes, nv):
             def prefetch_ahead(p):
                 ahead = builder.add(p, const(AHEAD))
                 ahead = builder.select(builder.icmp_signed("<", ahead, q1), ahead, last)
-                for v in range(nv):     # read for writing later (0), keep in all caches (3), data (1)
-                    where = builder.gep(dense_ptr, [dense_at(ahead, v)])
-                    builder.call(prefetch, [builder.bitcast(where, i8_ptr)] + [ir.Constant(i32, c) for c in (0, 3, 1)])
+                for v in range(nv):
+                    idioms.prefetch(builder, builder.gep(dense_ptr, [dense_at(ahead, v)]))
 
             def update(p, u):
                 if AHEAD:
@@ -182,10 +182,30 @@ def _row_python(lanes, nv):
     return row
 
 
+@intrinsic
+def _prefetch_kernel(typingctx, arr, index):
+    """``prefetch(arr, index)``: ask for the cache line holding ``arr.flat[index]``, which is read
+    soon (``idioms.prefetch``; any index, even past the end)."""
+    if not isinstance(arr, types.Array):
+        return None
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        idioms.prefetch(builder, builder.gep(data, [args[1]]))
+        return context.get_dummy_value()
+
+    return types.void(arr, types.intp), codegen
+
+
+def _prefetch_python(arr, index):
+    """A hint has nothing to do in Python."""
+
+
 _row = _row_python if numba.config.DISABLE_JIT else _row_kernel
 _row_block = _row(16, CW // 16)
 _row_vector = _row(16, 1)
 _row_column = _row(1, 1)
+_prefetch = _prefetch_python if numba.config.DISABLE_JIT else _prefetch_kernel
 
 
 @njit(cache=True, parallel=True)
@@ -218,6 +238,11 @@ def _csr_rows(indptr, indices, data, src, transposed, row_tasks, chunk, bounds, 
         for j in range(chunks):
             resume, finish = int(j > 0), int(j == chunks - 1)
             for r in range(r0, r1):
+                if chunks > 1 and r + 1 < r1:   # the next row's nonzeros in this chunk: far from here
+                    q_next = bounds[r + 1, j - 1] if resume else indptr[r + 1]
+                    for line in range(PREFETCH_LINES):
+                        _prefetch(indices, q_next + 16 * line)
+                        _prefetch(data, q_next + 16 * line)
                 p0, p1 = indptr[r], indptr[r + 1]
                 whole = p0 + (p1 - p0) // U * U
                 q0 = bounds[r, j - 1] if resume else p0
@@ -279,8 +304,8 @@ def _chunks(k, n, nnz_per_row):
     """How many chunks of rows of the dense matrix (K, N) a product takes (see ``CHUNK_ROWS``)."""
     if CHUNK_ROWS == 0 or k * min(n, CW) * 4 <= L1_BYTES:
         return 1
-    rows = max(CHUNK_ROWS, -(-CHUNK_NNZ * k // max(int(nnz_per_row), 1)))
-    return -(-k // rows)
+    chunks = -(-k // CHUNK_ROWS)
+    return chunks if nnz_per_row >= CHUNK_NNZ * chunks else 1
 
 
 def has_sorted_indices(indptr, indices):

@@ -8,7 +8,8 @@ their docstrings:
 - ``vector_at``: the vector of ``vec`` lanes that starts ``offset`` scalars past a pointer, which
   ``load`` reads and ``store`` writes (unaligned: rows need not start on a vector boundary);
 - ``splat``: one scalar copied to every lane (a broadcast);
-- ``fma``: ``a * b + acc`` on float vectors, rounded once (``llvm.fma``, lowered for any CPU).
+- ``fma``: ``a * b + acc`` on float vectors, rounded once (``llvm.fma``, lowered for any CPU);
+- ``prefetch``: a hint to bring a cache line in before it is read (no effect on any result).
 
 ``target_features`` is the set of CPU features Numba compiles for (``NUMBA_CPU_FEATURES`` if set,
 else the host's): the tile shape follows it.
@@ -57,3 +58,12 @@ def fma(builder, a, b, acc):
     vec = acc.type
     fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3), f"llvm.fma.v{vec.count}f32")
     return builder.call(fn, [a, b, acc])
+
+
+def prefetch(builder, ptr):
+    """Ask for the cache line holding ``*ptr`` to be read soon (``llvm.prefetch``: a read, to be
+    kept in all cache levels, of data); it never faults, even past an array's end."""
+    i8_ptr = ir.IntType(8).as_pointer()
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8_ptr] + [I32] * 3),
+                                        "llvm.prefetch.p0i8")
+    builder.call(fn, [builder.bitcast(ptr, i8_ptr)] + [ir.Constant(I32, c) for c in (0, 3, 1)])
