@@ -68,17 +68,29 @@ def test_chunks_of_the_dense_matrix_give_the_same_bits(monkeypatch, n):
 
 
 def test_chunks_only_where_rows_have_enough_nonzeros_in_each(monkeypatch):
-    # the AVX2 rule, whatever the CPU: chunks of at most CHUNK_ROWS rows of the dense matrix when
-    # its block outgrows L1, and only if rows have CHUNK_NNZ nonzeros per chunk on average
-    for name, value in (("CHUNK_ROWS", 256), ("CHUNK_NNZ", 40), ("L1_BYTES", 32 * 1024)):
+    # the AVX2 rule, whatever the CPU: chunks of at most 32 KiB of the dense block when it outgrows
+    # L1, and only if rows have CHUNK_NNZ nonzeros per chunk on average; 48-column tasks where they
+    # take chunks, else 32
+    for name, value in (("CHUNK_ROWS", 256), ("CHUNK_NNZ", 40), ("L1_BYTES", 32 * 1024), ("CW", 32),
+                        ("CW_CHUNKED", 48)):
         monkeypatch.setattr(csr, name, value)
-    n = 16     # 64 bytes a row of the block, on any CPU (min(n, CW))
-    assert csr._chunks(512, n, 10_000) == 1                                 # 32 KiB: fits L1
-    assert csr._chunks(513, n, 10_000) == 3                                 # 3 chunks of 171 rows
-    assert csr._chunks(1024, n, 512) == csr._chunks(1024, n, 160) == 4      # 40 a chunk and more
-    assert csr._chunks(1024, n, 159.9) == csr._chunks(1024, n, 0) == 1      # fewer: one pass
-    monkeypatch.setattr(csr, "CHUNK_ROWS", 0)                               # AVX-512: never
-    assert csr._chunks(1024, n, 10_000) == 1
+    n = 16     # 64 bytes a row of the block at either width
+    assert csr._chunks(512, n, 10_000, 32) == 1                                # 32 KiB: fits L1
+    assert csr._chunks(513, n, 10_000, 32) == 3                                # 3 chunks of 171 rows
+    assert csr._chunks(1024, n, 512, 32) == csr._chunks(1024, n, 160, 32) == 4   # 40 a chunk and more
+    assert csr._chunks(1024, n, 159.9, 32) == csr._chunks(1024, n, 0, 32) == 1   # fewer: one pass
+    assert csr._chunks(1024, 256, 280, 48) == 7                                # 170 rows of 48 columns
+    assert csr._chunks(1024, 256, 279, 48) == 1
+
+    def plan(nnz_per_row, sorted_indices=True):
+        indptr = np.arange(0, 1025 * nnz_per_row, nnz_per_row)
+        return csr._plan(1024, 256, indptr, np.zeros(indptr[-1], np.int32), sorted_indices)
+
+    assert plan(512) == (48, 7) and plan(280) == (48, 7)
+    assert plan(279) == (32, 4) and plan(160) == (32, 4)
+    assert plan(159) == plan(512, sorted_indices=False) == (32, 1)
+    monkeypatch.setattr(csr, "CHUNK_ROWS", 0)                                  # AVX-512: never
+    assert csr._chunks(1024, n, 10_000, 32) == 1 and plan(512) == (32, 1)
 
 
 def test_unsorted_indices_are_never_chunked(monkeypatch):

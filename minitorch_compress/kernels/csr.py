@@ -19,8 +19,9 @@ per nonzero at batch 256), so three things matter:
   when rows have ``CHUNK_NNZ`` nonzeros per chunk, walking its rows once per chunk: a row's
   nonzeros in the chunk (found by ``chunk_bounds``; the columns must be sorted within rows) go
   to the same sets as in one pass, which wait in memory between chunks. The sums and their
-  order, so the bits, do not change. As a row starts, the first indices and values of the next
-  row's nonzeros in the chunk are prefetched: they lie far from this row's.
+  order, so the bits, do not change. Such a task takes ``CW_CHUNKED = 48`` columns, and as a
+  row starts, the first indices and values of the next row's nonzeros in the chunk are
+  prefetched: they lie far from this row's.
 
 ``_row_python`` is the same row kernel in NumPy, which runs when the JIT is off.
 
@@ -50,15 +51,20 @@ from .workspace import scratch
 U = 2           # accumulator sets, taking the nonzeros in turn (independent FMA chains)
 # columns of a task: U x CW accumulators fill half the vector registers (16 x 512 or 8 x 256 bits)
 CW = 64 if VECTOR_BITS == 512 else 32
+# With AVX2, a task that takes its block in chunks (below) takes 48 columns: U x 48 fill 12 of the
+# 16 registers, and a nonzero's index and value, read once for 32 columns, serve 48. That pays
+# where rows have many nonzeros; with fewer, 32 stayed faster (benchmarks/README.md).
+CW_CHUNKED = 48 if VECTOR_BITS == 256 else CW
 # nonzeros between prefetching a dense row and reading it; 0: no prefetch. With AVX2's 32-column
 # blocks the prefetch cost more instructions than it saved (benchmarks/README.md)
 AHEAD = 16 if VECTOR_BITS == 512 else 0
 # A task's block of dense (K x CW) stays in L2; a row's nonzeros read it at random, and from L1
 # the row kernel runs about twice as fast. So with AVX2, when the block outgrows L1, a task walks
 # its rows once per chunk of rows of it, keeping each row's accumulator sets in memory between
-# chunks. Chunks have CHUNK_ROWS rows (32 KiB) or fewer, and each costs a row call: so there are
-# chunks only when rows have CHUNK_NNZ nonzeros per chunk on average (fewer but larger chunks,
-# which outgrow L1, lost: benchmarks/README.md). With AVX-512's 64-column blocks chunks never paid.
+# chunks. Chunks have CHUNK_ROWS rows of CW columns (32 KiB; as many bytes at CW_CHUNKED) or fewer,
+# and each costs a row call: so there are chunks only when rows have CHUNK_NNZ nonzeros per chunk
+# on average (fewer but larger chunks, which outgrow L1, lost: benchmarks/README.md). With
+# AVX-512's 64-column blocks chunks never paid.
 L1_BYTES = 32 * 1024
 CHUNK_ROWS = L1_BYTES // (CW * 4) if VECTOR_BITS == 256 else 0
 CHUNK_NNZ = 40
@@ -203,31 +209,32 @@ def _prefetch_python(arr, index):
 
 _row = _row_python if numba.config.DISABLE_JIT else _row_kernel
 _row_block = _row(16, CW // 16)
+_row_chunked = _row(16, CW_CHUNKED // 16) if CW_CHUNKED != CW else _row_block
 _row_vector = _row(16, 1)
 _row_column = _row(1, 1)
 _prefetch = _prefetch_python if numba.config.DISABLE_JIT else _prefetch_kernel
 
 
 @njit(cache=True, parallel=True)
-def _csr_rows(indptr, indices, data, src, transposed, row_tasks, chunk, bounds, blocks, states, out):
+def _csr_rows(indptr, indices, data, src, transposed, cw, row_tasks, chunk, bounds, blocks, states, out):
     """out[r] = sum over p in indptr[r]:indptr[r+1] of data[p] * dense[indices[p]], where
     ``dense`` is ``src`` or, when ``transposed``, ``src.T``.
 
-    Tasks are blocks of CW columns x a share of the rows (one of ``row_tasks``), numbered column
-    block first, so that each thread keeps to its own column blocks of ``dense``. With
-    ``transposed``, each task first copies its block of ``src.T`` into its own C-contiguous buffer
-    (``blocks[t]``, K x CW), which then stays in L2 for the product. A task walks its rows once per
-    ``chunk`` rows of ``dense``, chunk j of row r taking its nonzeros ``bounds[r, j-1]:bounds[r, j]``
-    (``chunk_bounds``; the row's first and last nonzero at the ends), and keeps each row's
-    accumulator sets in ``states[t]`` between chunks.
+    Tasks are blocks of ``cw`` columns (CW, or CW_CHUNKED) x a share of the rows (one of
+    ``row_tasks``), numbered column block first, so that each thread keeps to its own column blocks
+    of ``dense``. With ``transposed``, each task first copies its block of ``src.T`` into its own
+    C-contiguous buffer (``blocks[t]``, K x cw), which then stays in L2 for the product. A task
+    walks its rows once per ``chunk`` rows of ``dense``, chunk j of row r taking its nonzeros
+    ``bounds[r, j-1]:bounds[r, j]`` (``chunk_bounds``; the row's first and last nonzero at the
+    ends), and keeps each row's accumulator sets in ``states[t]`` between chunks.
     """
     rows, n = out.shape
     k = src.shape[1] if transposed else src.shape[0]
-    col_tasks = (n + CW - 1) // CW
+    col_tasks = (n + cw - 1) // cw
     share = (rows + row_tasks - 1) // row_tasks
     for t in prange(col_tasks * row_tasks):
-        c0, r0 = t // row_tasks * CW, t % row_tasks * share
-        c1, r1 = min(c0 + CW, n), min(r0 + share, rows)
+        c0, r0 = t // row_tasks * cw, t % row_tasks * share
+        c1, r1 = min(c0 + cw, n), min(r0 + share, rows)
         if transposed:
             dense, first = blocks[t], 0
             transpose_rows(src, c0, c1, dense)
@@ -247,9 +254,13 @@ def _csr_rows(indptr, indices, data, src, transposed, row_tasks, chunk, bounds, 
                 whole = p0 + (p1 - p0) // U * U
                 q0 = bounds[r, j - 1] if resume else p0
                 q1 = p1 if finish else bounds[r, j]
-                s_off = (r - r0) * U * CW
+                s_off = (r - r0) * U * cw
                 c = 0
-                if c1 - c0 == CW:
+                if c1 - c0 >= CW_CHUNKED:     # a whole block of CW_CHUNKED columns (only when cw is)
+                    _row_chunked(indices, data, q0, q1, p0, whole, dense, first, state, s_off, resume, finish,
+                                 out, r * n + c0)
+                    c = CW_CHUNKED
+                elif c1 - c0 >= CW:
                     _row_block(indices, data, q0, q1, p0, whole, dense, first, state, s_off, resume, finish,
                                out, r * n + c0)
                     c = CW
@@ -300,12 +311,25 @@ def check_csr(indptr, indices, data, n_cols):
             np.ascontiguousarray(data))
 
 
-def _chunks(k, n, nnz_per_row):
-    """How many chunks of rows of the dense matrix (K, N) a product takes (see ``CHUNK_ROWS``)."""
-    if CHUNK_ROWS == 0 or k * min(n, CW) * 4 <= L1_BYTES:
+def _chunks(k, n, nnz_per_row, cw):
+    """How many chunks of rows of the dense matrix (K, N) a product in blocks of ``cw`` columns
+    takes (see ``CHUNK_ROWS``)."""
+    if CHUNK_ROWS == 0 or k * min(n, cw) * 4 <= L1_BYTES:
         return 1
-    chunks = -(-k // CHUNK_ROWS)
+    chunks = -(-k // max(1, CHUNK_ROWS * CW // cw))
     return chunks if nnz_per_row >= CHUNK_NNZ * chunks else 1
+
+
+def _plan(k, n, indptr, indices, sorted_indices):
+    """(cw, chunks) for a product: CW_CHUNKED columns a task where it takes chunks, else CW with
+    chunks or none. Chunks need sorted indices (``sorted_indices``, found here if None)."""
+    for cw in (CW_CHUNKED, CW):
+        chunks = _chunks(k, n, indices.size / (indptr.size - 1), cw)
+        if chunks > 1:
+            if sorted_indices is None:
+                sorted_indices = has_sorted_indices(indptr, indices)
+            return (cw, chunks) if sorted_indices else (CW, 1)
+    return CW, 1
 
 
 def has_sorted_indices(indptr, indices):
@@ -338,31 +362,29 @@ def csr_product(indptr, indices, data, dense, sorted_indices=None):
     out = np.empty((indptr.size - 1, n), np.float32)
     if out.size == 0:
         return out
-    col_tasks = -(-n // CW)
+    rows = out.shape[0]
+    cw, chunks = _plan(k, n, indptr, indices, sorted_indices)
+    col_tasks = -(-n // cw)
     row_tasks = -(-numba.get_num_threads() // col_tasks)    # at least one task a thread
     transposed = not dense.flags.c_contiguous and dense.T.flags.c_contiguous
     if transposed:
         src = dense.T
-        # scratch starts on a cache line, so a block's rows (CW floats) are whole lines: none is split
-        blocks = scratch("csr_blocks", col_tasks * row_tasks * k * CW, np.float32).reshape(-1, k, CW)
+        # scratch starts on a cache line, so a block's rows (cw floats) are whole lines: none is split
+        blocks = scratch("csr_blocks", col_tasks * row_tasks * k * cw, np.float32).reshape(-1, k, cw)
     else:
         src = np.ascontiguousarray(dense)     # a copy only for other strides (e.g. every other column)
-        blocks = scratch("csr_blocks", 0, np.float32).reshape(0, k, CW)
-    rows = out.shape[0]
+        blocks = scratch("csr_blocks", 0, np.float32).reshape(0, k, cw)
     tasks, share = col_tasks * row_tasks, -(-rows // row_tasks)
-    chunks = _chunks(k, n, data.size / rows)
-    if chunks > 1 and sorted_indices is None:
-        sorted_indices = has_sorted_indices(indptr, indices)
-    chunked = chunks > 1 and sorted_indices
+    chunked = chunks > 1
     chunk = -(-k // chunks) if chunked else max(k, 1)     # equal chunks
     # each task's rows' accumulator sets, and each row's inner chunk starts (none without chunks)
-    state_size, inner = (share * U * CW, chunks - 1) if chunked else (0, 0)
+    state_size, inner = (share * U * cw, chunks - 1) if chunked else (0, 0)
     states = scratch("csr_states", tasks * state_size, np.float32).reshape(tasks, state_size)
     bounds = scratch("csr_bounds", rows * inner, np.int32).reshape(rows, inner)
     if chunked:
         threads.run(chunk_bounds, rows * chunks * 20, indptr, indices, chunk, bounds)
-    threads.run(_csr_rows, data.size * n * NS_PER_UPDATE, indptr, indices, data, src, transposed, row_tasks,
-                chunk, bounds, blocks, states, out)
+    threads.run(_csr_rows, data.size * n * NS_PER_UPDATE, indptr, indices, data, src, transposed, cw,
+                row_tasks, chunk, bounds, blocks, states, out)
     return out
 
 
