@@ -530,7 +530,7 @@ SMALLER_CPU_CHECKS = textwrap.dedent("""
         options = [(b * big + s * small, b + s, b, s)
                    for b in range(m // big + 2) for s in range(m // small + 2) if b * big + s * small >= m]
         assert microkernel.row_strips(m) == min(options)[2:], m
-    from minitorch_compress.kernels import csr     # CSR in chunks of 32-column blocks: the same bits
+    from minitorch_compress.kernels import csr     # CSR in chunks (48-column blocks): one pass's bits
     w = np.where(rng.random((300, 600)) < 0.6, 0, rng.standard_normal((300, 600))).astype(np.float32)
     s, x = CSRMatrix.from_dense(w), rng.standard_normal((600, 70)).astype(np.float32)
     assert csr._plan(600, 70, s.indptr, s.indices, True)[1] > 1
@@ -783,7 +783,7 @@ NO_JIT_PRODUCTS = textwrap.dedent("""
         out[f"int8{m}"], out[f"int8p{m}"] = K.int8_matmul(ai, bi), K.int8_matmul(ai, bi, kernel="portable")
         xu = rng.integers(0, 128, (m, k), dtype=np.uint8)     # no shift: read in place where K % 4 == 0
         out[f"int8u{m}"] = K.int8_linear(xu, K.pack_int8_weight(bi.T))
-    from minitorch_compress.kernels import csr     # the dense matrix in chunks of 3 rows, as AVX2 takes it in 256+
+    from minitorch_compress.kernels import csr     # the dense matrix in chunks of a few rows, as AVX2 does
     csr.CHUNK_ROWS, csr.CHUNK_NNZ, csr.L1_BYTES = 3, 0, 0
     out["csr_chunks"], out["csr_xt_chunks"] = s @ np.ascontiguousarray(a.T), s @ a.T
     np.savez(sys.argv[1], **out)

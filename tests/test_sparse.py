@@ -33,8 +33,8 @@ def test_csr_matmul_random(r, k, n, sparsity, seed):
 
 
 def _chunked(monkeypatch, rows):
-    """Make the CSR product walk the dense matrix in chunks of ``rows`` rows (0: never) whatever
-    its size and the CPU, and count the products that did."""
+    """Make the CSR product walk the dense matrix in chunks of ``rows`` rows (fewer with AVX2's
+    48-column blocks; 0: never) whatever its size and the CPU, and count the products that did."""
     calls = []
     bounds = csr.chunk_bounds
     monkeypatch.setattr(csr, "chunk_bounds", lambda *args: calls.append(1) or bounds(*args))
