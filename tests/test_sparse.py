@@ -93,6 +93,24 @@ def test_chunks_only_where_rows_have_enough_nonzeros_in_each(monkeypatch):
     assert csr._chunks(1024, n, 10_000, 32) == 1 and plan(512) == (32, 1)
 
 
+def test_column_blocks_share_the_threads_evenly(monkeypatch):
+    # tasks' column blocks: CW columns; at CW_CHUNKED (48 with AVX2), each thread's share of the
+    # 16-column vectors in as few, as even blocks as fit, as a thread takes consecutive tasks
+    monkeypatch.setattr(csr, "CW", 32)
+    monkeypatch.setattr(csr, "CW_CHUNKED", 48)
+    assert csr.column_blocks(70, 32, 2).tolist() == [0, 32, 64, 70]
+    assert csr.column_blocks(256, 48, 1).tolist() == [0, 32, 80, 128, 160, 208, 256]     # not 5 x 48 + 16
+    assert csr.column_blocks(256, 48, 2).tolist() == [0, 32, 80, 128, 160, 208, 256]     # 128 a thread
+    assert csr.column_blocks(256, 48, 8).tolist() == list(range(0, 257, 32))             # 2 vectors a thread
+    assert csr.column_blocks(70, 48, 1).tolist() == [0, 32, 70]     # 5 vectors, the last one partial
+    for n in range(1, 300):
+        for threads in (1, 2, 3, 8):
+            starts = csr.column_blocks(n, 48, threads)
+            widths = np.diff(starts)
+            assert starts[0] == 0 and starts[-1] == n and (widths > 0).all() and (widths <= 48).all()
+            assert (widths[:-1] % 16 == 0).all(), (n, threads)
+
+
 def test_unsorted_indices_are_never_chunked(monkeypatch):
     # chunks are found by binary search in each row's columns, so rows must keep them in order
     indptr, indices = np.array([0, 3, 3, 5]), np.array([4, 1, 2, 0, 3])

@@ -216,13 +216,14 @@ _prefetch = _prefetch_python if numba.config.DISABLE_JIT else _prefetch_kernel
 
 
 @njit(cache=True, parallel=True)
-def _csr_rows(indptr, indices, data, src, transposed, cw, row_tasks, chunk, bounds, blocks, states, out):
+def _csr_rows(indptr, indices, data, src, transposed, cw, col_starts, row_tasks, chunk, bounds, blocks, states,
+              out):
     """out[r] = sum over p in indptr[r]:indptr[r+1] of data[p] * dense[indices[p]], where
     ``dense`` is ``src`` or, when ``transposed``, ``src.T``.
 
-    Tasks are blocks of ``cw`` columns (CW, or CW_CHUNKED) x a share of the rows (one of
-    ``row_tasks``), numbered column block first, so that each thread keeps to its own column blocks
-    of ``dense``. With ``transposed``, each task first copies its block of ``src.T`` into its own
+    Tasks are blocks of columns, ``col_starts[b]:col_starts[b + 1]`` (``column_blocks``: at most
+    ``cw`` of them, CW or CW_CHUNKED) x a share of the rows (one of ``row_tasks``), numbered column
+    block first, so that each thread keeps to its own column blocks of ``dense``. With ``transposed``, each task first copies its block of ``src.T`` into its own
     C-contiguous buffer (``blocks[t]``, K x cw), which then stays in L2 for the product. A task
     walks its rows once per ``chunk`` rows of ``dense``, chunk j of row r taking its nonzeros
     ``bounds[r, j-1]:bounds[r, j]`` (``chunk_bounds``; the row's first and last nonzero at the
@@ -230,11 +231,12 @@ def _csr_rows(indptr, indices, data, src, transposed, cw, row_tasks, chunk, boun
     """
     rows, n = out.shape
     k = src.shape[1] if transposed else src.shape[0]
-    col_tasks = (n + cw - 1) // cw
+    col_tasks = col_starts.size - 1
     share = (rows + row_tasks - 1) // row_tasks
     for t in prange(col_tasks * row_tasks):
-        c0, r0 = t // row_tasks * cw, t % row_tasks * share
-        c1, r1 = min(c0 + cw, n), min(r0 + share, rows)
+        c0, c1 = col_starts[t // row_tasks], col_starts[t // row_tasks + 1]
+        r0 = t % row_tasks * share
+        r1 = min(r0 + share, rows)
         if transposed:
             dense, first = blocks[t], 0
             transpose_rows(src, c0, c1, dense)
@@ -332,6 +334,23 @@ def _plan(k, n, indptr, indices, sorted_indices):
     return CW, 1
 
 
+def column_blocks(n, cw, threads):
+    """Where the tasks' blocks of columns start, then ``n``: blocks of CW columns; at CW_CHUNKED,
+    each thread's even share of the 16-column vectors, cut into as few blocks of at most
+    CW_CHUNKED columns as it takes, as even as they can be. (A thread takes consecutive tasks: with
+    2 threads, 256 columns are 32 + 48 + 48 for each, where 5 x 48 + 16 would leave one 144.)"""
+    if cw == CW:
+        return np.append(np.arange(0, n, cw), n)
+    vectors, per_block = -(-n // 16), cw // 16
+    starts = [0]
+    for t in range(threads):
+        mine = vectors * (t + 1) // threads - vectors * t // threads
+        count = -(-mine // per_block)
+        for b in range(count):
+            starts.append(starts[-1] + 16 * (mine * (b + 1) // count - mine * b // count))
+    return np.minimum(np.array(starts, np.int64), n)
+
+
 def has_sorted_indices(indptr, indices):
     """Whether the column indices never decrease within a row (SciPy's ``has_sorted_indices``;
     ``CSRMatrix.from_dense`` builds them so). Only then may ``csr_product`` take the dense matrix
@@ -364,7 +383,8 @@ def csr_product(indptr, indices, data, dense, sorted_indices=None):
         return out
     rows = out.shape[0]
     cw, chunks = _plan(k, n, indptr, indices, sorted_indices)
-    col_tasks = -(-n // cw)
+    col_starts = column_blocks(n, cw, numba.get_num_threads())
+    col_tasks = col_starts.size - 1
     row_tasks = -(-numba.get_num_threads() // col_tasks)    # at least one task a thread
     transposed = not dense.flags.c_contiguous and dense.T.flags.c_contiguous
     if transposed:
@@ -383,7 +403,7 @@ def csr_product(indptr, indices, data, dense, sorted_indices=None):
     bounds = scratch("csr_bounds", rows * inner, np.int32).reshape(rows, inner)
     if chunked:
         threads.run(chunk_bounds, rows * chunks * 20, indptr, indices, chunk, bounds)
-    threads.run(_csr_rows, data.size * n * NS_PER_UPDATE, indptr, indices, data, src, transposed, cw,
+    threads.run(_csr_rows, data.size * n * NS_PER_UPDATE, indptr, indices, data, src, transposed, cw, col_starts,
                 row_tasks, chunk, bounds, blocks, states, out)
     return out
 
