@@ -223,9 +223,10 @@ def _csr_rows(indptr, indices, data, src, transposed, cw, col_starts, row_tasks,
 
     Tasks are blocks of columns, ``col_starts[b]:col_starts[b + 1]`` (``column_blocks``: at most
     ``cw`` of them, CW or CW_CHUNKED) x a share of the rows (one of ``row_tasks``), numbered column
-    block first, so that each thread keeps to its own column blocks of ``dense``. With ``transposed``, each task first copies its block of ``src.T`` into its own
-    C-contiguous buffer (``blocks[t]``, K x cw), which then stays in L2 for the product. A task
-    walks its rows once per ``chunk`` rows of ``dense``, chunk j of row r taking its nonzeros
+    block first, so that each thread keeps to its own column blocks of ``dense``. With
+    ``transposed``, each task first copies its block of ``src.T`` into its own C-contiguous
+    buffer (``blocks[t]``, K x cw), which then stays in L2 for the product. A task walks its rows
+    once per ``chunk`` rows of ``dense``, chunk j of row r taking its nonzeros
     ``bounds[r, j-1]:bounds[r, j]`` (``chunk_bounds``; the row's first and last nonzero at the
     ends), and keeps each row's accumulator sets in ``states[t]`` between chunks.
     """
